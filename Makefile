@@ -1,0 +1,42 @@
+# The two README commands: `make run` (install + start a local hub) and `make test` (install + every check).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Reinstall whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DATA_DIR ?= .hub-data
+
+.PHONY: install run test lint protos bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# py-libp2p pulls in trio-typing, whose stale trio-stubs would shadow trio's own (current) inline
+	@# types for mypy. Nothing imports them at run time.
+	rm -rf $(VENV)/lib/python*/site-packages/trio-stubs
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/stateless node start --data-dir $(DATA_DIR) --network devnet
+
+lint: install
+	$(PY) scripts/gen_protos.py --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest
+
+protos: install
+	$(PY) scripts/gen_protos.py
+
+bench: install
+	$(PY) bench/bench_ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

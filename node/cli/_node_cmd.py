@@ -1,0 +1,150 @@
+"""`stateless node start`: run a hub node in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from node.cli._output import CliError
+from node.config import (
+    DEFAULT_GOSSIP_PORT,
+    DEFAULT_HOST,
+    DEFAULT_RPC_PORT,
+    NETWORKS,
+    NodeConfig,
+    parse_network,
+)
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def port_arg(text: str) -> int:
+    """argparse type: a TCP port, 0 meaning "any free port"."""
+    if not text.isdigit() or int(text) > 65_535:
+        raise argparse.ArgumentTypeError(f"port must be an integer from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def multiaddr_arg(text: str) -> str:
+    """argparse type: a multiaddr such as /ip4/127.0.0.1/tcp/2282/p2p/<peer id>."""
+    # Imported here: only `node start` needs it, and other commands should start fast.
+    from multiaddr import Multiaddr
+
+    try:
+        Multiaddr(text)
+    except Exception as e:  # multiaddr raises several unrelated types for malformed input
+        raise argparse.ArgumentTypeError(f"not a valid multiaddr {text!r}: {e}") from None
+    return text
+
+
+def build_node_config(args: argparse.Namespace) -> NodeConfig:
+    """The NodeConfig described by `node start`'s arguments."""
+    genesis: Path | None = args.genesis
+    if genesis is not None and not genesis.is_file():
+        raise CliError(f"genesis file not found: {genesis}")
+    return NodeConfig(
+        data_dir=args.data_dir,
+        network=parse_network(args.network),
+        rpc_host=args.rpc_host,
+        rpc_port=args.rpc_port,
+        gossip_host=args.gossip_host,
+        gossip_port=args.gossip_port,
+        bootstrap=tuple(args.bootstrap),
+        genesis=genesis,
+    )
+
+
+def configure_logging(level_name: str) -> None:
+    """Log to stderr at `level_name` with time, level and logger name."""
+    level = getattr(logging, level_name.upper())
+    # basicConfig leaves an already configured root logger (an embedding app, pytest) alone.
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    logging.getLogger().setLevel(level)
+
+
+def _only_keyboard_interrupts(exc: BaseException) -> bool:
+    """True for KeyboardInterrupt, also when trio delivers it wrapped in (nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_keyboard_interrupts(e) for e in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    config = build_node_config(args)
+    try:
+        # Looked up at run time so every other command works without the node's heavy imports.
+        runner: Any = importlib.import_module("node.runner")
+    except ModuleNotFoundError as e:
+        if e.name != "node.runner":
+            raise
+        raise CliError("this installation has no node runner (node/runner.py is missing)") from None
+    try:
+        trio.run(runner.run_node, config)
+    except BaseException as e:
+        if not _only_keyboard_interrupts(e):
+            raise
+    print("stopped", flush=True)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `node` and its commands to the top-level subparsers."""
+    node = subparsers.add_parser("node", help="run a hub node", description="Run a hub node.")
+    sub = node.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+
+    start = sub.add_parser(
+        "start",
+        help="run a node in the foreground until Ctrl-C",
+        description="Run a hub node in the foreground until Ctrl-C.",
+    )
+    start.add_argument(
+        "--data-dir", type=Path, required=True, metavar="DIR", help="database and node identity"
+    )
+    start.add_argument(
+        "--network", choices=list(NETWORKS), default="devnet", help="network to serve (default devnet)"
+    )
+    start.add_argument(
+        "--rpc-port",
+        type=port_arg,
+        default=DEFAULT_RPC_PORT,
+        metavar="PORT",
+        help=f"gRPC port (default {DEFAULT_RPC_PORT}; 0 = any free port)",
+    )
+    start.add_argument(
+        "--gossip-port",
+        type=port_arg,
+        default=DEFAULT_GOSSIP_PORT,
+        metavar="PORT",
+        help=f"libp2p TCP port (default {DEFAULT_GOSSIP_PORT}; 0 = any free port)",
+    )
+    start.add_argument(
+        "--rpc-host", default=DEFAULT_HOST, metavar="HOST", help=f"gRPC bind address (default {DEFAULT_HOST})"
+    )
+    start.add_argument(
+        "--gossip-host",
+        default=DEFAULT_HOST,
+        metavar="HOST",
+        help=f"libp2p bind address (default {DEFAULT_HOST})",
+    )
+    start.add_argument(
+        "--genesis", type=Path, metavar="FILE", help="genesis file with initial identity events"
+    )
+    start.add_argument(
+        "--bootstrap",
+        type=multiaddr_arg,
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="MULTIADDR",
+        help="peers to connect to at start, e.g. /ip4/127.0.0.1/tcp/2282/p2p/<peer id>",
+    )
+    start.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default info)")
+    start.set_defaults(handler=_cmd_start)

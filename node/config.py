@@ -1,0 +1,56 @@
+"""Node configuration: one immutable object built by the CLI (or tests) and passed to `node.runner`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from protocols.errors import HubError
+from protocols.proto import message_pb2 as pb
+
+DEFAULT_RPC_PORT: Final = 2283
+DEFAULT_GOSSIP_PORT: Final = 2282
+DEFAULT_HOST: Final = "127.0.0.1"
+
+NETWORKS: Final[dict[str, int]] = {
+    "mainnet": pb.FARCASTER_NETWORK_MAINNET,
+    "testnet": pb.FARCASTER_NETWORK_TESTNET,
+    "devnet": pb.FARCASTER_NETWORK_DEVNET,
+}
+
+
+def parse_network(name: str) -> int:
+    """Map a network name (`mainnet`, `testnet`, `devnet`) to its `FarcasterNetwork` value."""
+    try:
+        return NETWORKS[name.lower()]
+    except KeyError:
+        raise HubError("bad_request.invalid_param", f"unknown network {name!r}; use one of {', '.join(NETWORKS)}") from None
+
+
+def network_name(value: int) -> str:
+    """The name of a `FarcasterNetwork` value."""
+    for name, v in NETWORKS.items():
+        if v == value:
+            return name
+    return f"network-{value}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a node needs to start. Ports 0 mean "any free port" (tests)."""
+
+    data_dir: Path
+    network: int = pb.FARCASTER_NETWORK_DEVNET
+    rpc_host: str = DEFAULT_HOST
+    rpc_port: int = DEFAULT_RPC_PORT
+    #: The admin service (SubmitOnChainEvent) is served only when the RPC host is loopback, unless this is set.
+    admin_on_public_rpc: bool = False
+    gossip_host: str = DEFAULT_HOST
+    gossip_port: int = DEFAULT_GOSSIP_PORT
+    bootstrap: tuple[str, ...] = ()
+    genesis: Path | None = None
+    #: How long events are kept for Subscribe/GetEvent replay.
+    event_retention_seconds: int = 3 * 24 * 3600
+    nickname: str = ""
+    extra: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,178 @@
+"""The composition root: storage -> writer -> engine -> libp2p host -> gRPC, and shutdown in reverse.
+
+`run_node` is what `stateless node start` runs; tests and the devnet library use `open_node`, which
+yields a handle once everything listens.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Final, TextIO
+
+import trio
+
+from node.config import NodeConfig, network_name
+from node.engine import HubEngine
+from node.genesis import load_genesis
+from node.rpc import NodeInfo, RpcAddress, serve_rpc
+from node.storage import LmdbStore, Writer
+from p2p import HubHost, load_or_create_peer_key, open_host
+from protocols.errors import HubError
+
+log = logging.getLogger("stateless.node")
+
+MAINTENANCE_INTERVAL: Final = 60.0
+
+
+def hub_version() -> str:
+    """The installed package version."""
+    try:
+        return version("stateless-hub")
+    except PackageNotFoundError:  # running from a source tree without install
+        return "0.0.0+src"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeHandle:
+    """A running node as tests and the devnet see it."""
+
+    engine: HubEngine
+    host: HubHost
+    rpc: RpcAddress
+    config: NodeConfig
+
+    @property
+    def peer_id(self) -> str:
+        return self.host.info.peer_id
+
+    @property
+    def rpc_target(self) -> str:
+        """HOST:PORT for a gRPC channel."""
+        return str(self.rpc)
+
+
+class _DataDirLock:
+    """An exclusive lock so two nodes never share one data dir (LMDB itself would allow it)."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self._path = config.data_dir / "LOCK"
+        self._fd = -1
+
+    def __enter__(self) -> _DataDirLock:
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise HubError("unavailable", f"data dir {self._path.parent} is in use by another node") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+async def _maintenance(engine: HubEngine, config: NodeConfig) -> None:
+    while True:
+        try:
+            pruned = await engine.prune_events(config.event_retention_seconds)
+            if pruned:
+                log.info("event retention: deleted %d old events", pruned)
+        except HubError as e:
+            log.warning("event retention failed: %s", e)
+        await trio.sleep(MAINTENANCE_INTERVAL)
+
+
+async def _apply_genesis(engine: HubEngine, config: NodeConfig) -> None:
+    if config.genesis is None:
+        return
+    events = load_genesis(config.genesis, network_name=network_name(config.network))
+    applied = 0
+    for event in events:
+        try:
+            await engine.submit_onchain_event(event)
+            applied += 1
+        except HubError as e:
+            if e.code != "bad_request.duplicate":
+                raise HubError(e.code, f"genesis file {config.genesis}: {e.message}") from None
+    log.info("genesis %s: %d events applied, %d already present", config.genesis, applied, len(events) - applied)
+
+
+@asynccontextmanager
+async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.time) -> AsyncIterator[NodeHandle]:
+    """Start a node and yield its handle; on exit stop inbound traffic first and the database last."""
+    started_at = clock()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    with _DataDirLock(config):
+        store = LmdbStore(config.data_dir / "hub.lmdb")
+        try:
+            key_pair = load_or_create_peer_key(config.data_dir / "peer.key")
+            async with trio.open_nursery() as core:
+                writer = Writer(store)
+                await core.start(writer.run)
+                engine = HubEngine(store, writer, network=config.network, clock=clock)
+                try:
+                    await _apply_genesis(engine, config)
+                    async with open_host(
+                        key_pair,
+                        listen_host=config.gossip_host,
+                        listen_port=config.gossip_port,
+                        bootstrap=config.bootstrap,
+                    ) as host:
+
+                        def info(address: RpcAddress) -> NodeInfo:
+                            return NodeInfo(
+                                version=hub_version(),
+                                peer_id=host.info.peer_id,
+                                listen_addrs=host.info.listen_addrs,
+                                rpc_address=str(address),
+                                nickname=config.nickname,
+                                started_at=started_at,
+                            )
+
+                        async with serve_rpc(
+                            engine,
+                            info,
+                            host=config.rpc_host,
+                            port=config.rpc_port,
+                            admin_from_anywhere=config.admin_on_public_rpc,
+                        ) as rpc, trio.open_nursery() as background:
+                            background.start_soon(_maintenance, engine, config)
+                            try:
+                                yield NodeHandle(engine=engine, host=host, rpc=rpc, config=config)
+                            finally:
+                                background.cancel_scope.cancel()
+                finally:
+                    # The writer drains its current batch (never abandoned mid-commit), then stops.
+                    core.cancel_scope.cancel()
+        finally:
+            store.close()
+
+
+def print_banner(handle: NodeHandle, out: TextIO) -> None:
+    """What a user needs to talk to the node, printed once it listens."""
+    cfg = handle.config
+    print(f"stateless hub {hub_version()} serving {network_name(cfg.network)}", file=out)
+    print(f"  peer id    {handle.peer_id}", file=out)
+    for addr in handle.host.info.listen_addrs:
+        print(f"  libp2p     {addr}", file=out)
+    print(f"  gRPC       {handle.rpc}", file=out)
+    print(f"  data dir   {cfg.data_dir}", file=out)
+    print("ready (Ctrl-C to stop)", file=out, flush=True)
+
+
+async def run_node(config: NodeConfig, *, task_status: trio.TaskStatus[NodeHandle] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run a node until cancelled (Ctrl-C), printing where it listens."""
+    import sys
+
+    async with open_node(config) as handle:
+        print_banner(handle, sys.stdout)
+        task_status.started(handle)
+        await trio.sleep_forever()
