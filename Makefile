@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Farcaster's own JS client, for the wire-compatibility test (tests/system/test_farcaster_client_interop.py).
+INTEROP_STAMP := tests/interop/node_modules/.installed
+$(INTEROP_STAMP): tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: install
 	$(VENV)/bin/stateless node start --data-dir $(DATA_DIR) --network devnet
 
@@ -29,7 +35,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint $(INTEROP_STAMP)
 	$(VENV)/bin/pytest
 
 protos: install

@@ -418,7 +418,7 @@ def validate_message(message: pb.Message, *, network: int, now: int) -> pb.Messa
 
     `network` is the network this hub serves and `now` the current Farcaster time in seconds. Checks run
     in a fixed order (size, hash, signature, header, type, body), so a message always fails with the same
-    code. Returns `message` with `data` re-parsed from `data_bytes`, the bytes that were signed.
+    code. Returns `message` with `data` replaced in place by the parse of `data_bytes`, the bytes signed.
     """
     data_bytes = message.data_bytes
     if not data_bytes:

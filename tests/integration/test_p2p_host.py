@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import libp2p.network.swarm as libp2p_swarm
 import multiaddr
 import pytest
 import trio
@@ -39,7 +40,7 @@ WAIT = 5.0  # generous bound for events that take milliseconds on loopback
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
-class _ConnectionWatcher(INotifee):
+class _ConnectionWatcher(INotifee):  # type: ignore[misc]  # libp2p is untyped for mypy here
     """Wakes waiters whenever a host gains or loses a connection (the libp2p notifee hook, no polling)."""
 
     def __init__(self) -> None:
@@ -148,6 +149,8 @@ def key_b() -> KeyPair:
 async def test_two_hosts_connect_and_report_real_port(key_a: KeyPair, key_b: KeyPair) -> None:
     async with open_host(key_a, listen_port=0) as a, open_host(key_b, listen_port=0) as b:
         assert a.info.peer_id == str(generate_peer_id_from(key_a))
+        # Otherwise every dial waits 250 ms for a second transport the node never has.
+        assert libp2p_swarm._HAPPY_EYEBALLS_DELAY == 0
         for host in (a, b):
             (addr,) = host.info.listen_addrs
             assert addr.startswith("/ip4/127.0.0.1/tcp/")
@@ -165,9 +168,11 @@ async def test_two_hosts_connect_and_report_real_port(key_a: KeyPair, key_b: Key
 
 
 async def test_bootstrap_peers_are_dialled_on_start(key_a: KeyPair, key_b: KeyPair) -> None:
-    async with open_host(key_a, listen_port=0) as a:
-        async with open_host(key_b, listen_port=0, bootstrap=[a.info.listen_addrs[0]]) as b:
-            await wait_until([a, b], connected_both_ways(a, b))
+    async with (
+        open_host(key_a, listen_port=0) as a,
+        open_host(key_b, listen_port=0, bootstrap=[a.info.listen_addrs[0]]) as b,
+    ):
+        await wait_until([a, b], connected_both_ways(a, b))
 
 
 async def test_identify_and_ping_are_served(key_a: KeyPair, key_b: KeyPair) -> None:
@@ -227,21 +232,23 @@ async def test_dialers_without_noise_and_yamux_are_rejected(key_a: KeyPair, stac
         },
     }[stack]
     dialer = new_host(key_pair=key, **options)
-    async with open_host(key_a, listen_port=0) as a:
-        async with dialer.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-            target = info_from_p2p_addr(multiaddr.Multiaddr(a.info.listen_addrs[0]))
-            try:
-                if stack == "default":
-                    with trio.fail_after(WAIT):
-                        await dialer.connect(target)
-                    await wait_until([a], lambda: str(dialer.get_id()) in a.connected_peers())
-                else:
-                    with pytest.raises(Exception), trio.fail_after(WAIT):  # noqa: B017 - py-libp2p's own types
-                        await dialer.connect(target)
-                    assert a.connected_peers() == []
-            finally:
-                with trio.CancelScope(shield=True):
-                    await dialer.close()
+    async with (
+        open_host(key_a, listen_port=0) as a,
+        dialer.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+    ):
+        target = info_from_p2p_addr(multiaddr.Multiaddr(a.info.listen_addrs[0]))
+        try:
+            if stack == "default":
+                with trio.fail_after(WAIT):
+                    await dialer.connect(target)
+                await wait_until([a], lambda: str(dialer.get_id()) in a.connected_peers())
+            else:
+                with pytest.raises(Exception), trio.fail_after(WAIT):  # noqa: B017 - py-libp2p's own types
+                    await dialer.connect(target)
+                assert a.connected_peers() == []
+        finally:
+            with trio.CancelScope(shield=True):
+                await dialer.close()
 
 
 # --- peer key --------------------------------------------------------------------------------------------
@@ -272,7 +279,9 @@ def test_peer_key_in_go_libp2p_64_byte_form_is_accepted(tmp_path: Path) -> None:
     key = new_ed25519_key_pair()
     data = key.private_key.to_bytes() + key.public_key.to_bytes()
     path = tmp_path / "peer.key"
-    path.write_bytes(crypto_pb2.PrivateKey(key_type=crypto_pb2.KeyType.Ed25519, data=data).SerializeToString())
+    path.write_bytes(
+        crypto_pb2.PrivateKey(key_type=crypto_pb2.KeyType.Ed25519, data=data).SerializeToString()
+    )
     assert generate_peer_id_from(load_or_create_peer_key(path)) == generate_peer_id_from(key)
 
 
@@ -289,7 +298,10 @@ def _wrong_public_half() -> bytes:
         (b"\xff\xfe not a key at all", "not a libp2p private key"),
         (new_ed25519_key_pair().private_key.serialize() + b"\x00", "not a libp2p private key"),
         (new_secp256k1_key_pair().private_key.serialize(), "must be Ed25519"),
-        (crypto_pb2.PrivateKey(key_type=crypto_pb2.KeyType.Ed25519, data=b"short").SerializeToString(), "32 or 64"),
+        (
+            crypto_pb2.PrivateKey(key_type=crypto_pb2.KeyType.Ed25519, data=b"short").SerializeToString(),
+            "32 or 64",
+        ),
         (_wrong_public_half(), "does not match"),
     ],
 )
@@ -316,7 +328,9 @@ def test_peer_key_path_that_is_a_directory_is_a_hub_error(tmp_path: Path) -> Non
 
 def test_parse_bootstrap_addr_accepts_tcp_peer_addresses() -> None:
     peer = other_peer_id()
-    assert parse_bootstrap_addr(f" /ip4/10.0.0.1/tcp/2282/p2p/{peer} ") == f"/ip4/10.0.0.1/tcp/2282/p2p/{peer}"
+    assert (
+        parse_bootstrap_addr(f" /ip4/10.0.0.1/tcp/2282/p2p/{peer} ") == f"/ip4/10.0.0.1/tcp/2282/p2p/{peer}"
+    )
     assert parse_bootstrap_addr(f"/ip6/::1/tcp/2282/p2p/{peer}") == f"/ip6/::1/tcp/2282/p2p/{peer}"
 
 
@@ -365,6 +379,21 @@ async def test_unreachable_bootstrap_peer_does_not_break_startup(
 # --- listen address --------------------------------------------------------------------------------------
 
 
+async def test_bootstrap_peer_that_starts_later_is_reached_on_retry(
+    key_a: KeyPair, key_b: KeyPair, p2p_log: _Records
+) -> None:
+    # Devnet nodes start in any order: a bootstrap peer that is down at first must be retried, and
+    # py-libp2p's 60 s "recently failed" cache must not swallow the retry.
+    port = free_port()
+    later = f"/ip4/127.0.0.1/tcp/{port}/p2p/{generate_peer_id_from(key_a)}"
+    async with open_host(key_b, listen_port=0, bootstrap=[later]) as b:
+        with trio.fail_after(WAIT):
+            await p2p_log.warned.wait()
+        assert b.connected_peers() == []
+        async with open_host(key_a, listen_port=port) as a:
+            await wait_until([a, b], connected_both_ways(a, b))
+
+
 async def test_port_in_use_is_unavailable(key_a: KeyPair) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -391,7 +420,9 @@ async def test_second_node_on_the_same_port_is_unavailable(key_a: KeyPair, key_b
     ("listen_host", "listen_port"),
     [("not-an-ip", 0), ("localhost", 0), ("192.0.2.1", 0), ("127.0.0.1", -1), ("127.0.0.1", 65536)],
 )
-async def test_bad_listen_address_is_invalid_param(key_a: KeyPair, listen_host: str, listen_port: int) -> None:
+async def test_bad_listen_address_is_invalid_param(
+    key_a: KeyPair, listen_host: str, listen_port: int
+) -> None:
     with pytest.raises(HubError) as err:
         async with open_host(key_a, listen_host=listen_host, listen_port=listen_port):
             pytest.fail("must not start")

@@ -1,0 +1,834 @@
+"""Ingest benchmark: how fast one node accepts signed messages, next to the per-message crypto floor.
+
+    .venv/bin/python bench/bench_ingest.py [--messages N] [--json]      (`make bench` runs it)
+
+Every message is built and signed before any timing starts: distinct casts, reactions and links spread
+round-robin over several fids that a genesis file registers with enough storage units. Each scenario gets a
+fresh node, started as a separate process (`stateless node start`) so the client and the server do not share
+a GIL, and is fed the same messages:
+
+* one-by-one   SubmitMessage from one client, one call in flight (c=1);
+* concurrent   SubmitMessage with `--concurrency` calls in flight (one grpc.aio client);
+* bulk         SubmitBulkMessages with `--batch` messages per call, one call in flight;
+* bulk x4      the same with four calls in flight.
+
+The baseline is BLAKE3-160 of `data_bytes` plus an Ed25519 verify (key decoding included) of every message,
+single-threaded, measured in this same run: the CPU a node cannot avoid per message on this machine. It is
+measured before and after the scenarios and the faster run is the floor, so ratios err against the node.
+"x floor (rate)" is floor rate / achieved rate; "x floor (CPU)" is server CPU per message / floor CPU per
+message, which is less sensitive to other load on the machine.
+
+Finally the in-process merge path runs without gRPC (decode + `HubEngine.submit_many`, LMDB in a temp dir):
+once unprofiled and split into stages, once under cProfile (both the trio thread and the writer's worker
+thread) to show where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import datetime
+import json
+import math
+import os
+import platform
+import pstats
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+REPO: Final = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as a script from a source tree without `pip install -e .`
+    sys.path.insert(0, str(REPO))
+
+import blake3  # noqa: E402
+import grpc  # noqa: E402
+import trio  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
+
+from node.engine import HubEngine  # noqa: E402
+from node.genesis import load_genesis  # noqa: E402
+from node.storage import LmdbStore, TxnKV, Writer  # noqa: E402
+from protocols import crdt  # noqa: E402
+from protocols.messages import (  # noqa: E402
+    decode_message,
+    farcaster_now,
+    public_key_bytes,
+    sign_message_data,
+    to_farcaster_time,
+    validate_message,
+)
+from protocols.proto import hub_event_pb2 as he  # noqa: E402
+from protocols.proto import message_pb2 as pb  # noqa: E402
+from protocols.proto import request_response_pb2 as rr  # noqa: E402
+
+DEVNET: Final = pb.FARCASTER_NETWORK_DEVNET
+WARMUP: Final = 200  # extra messages sent one by one before timing, so connection set-up is not measured
+PER_FID: Final = 4000  # messages per fid: half are casts, far below 5 units x 2000 casts
+GOAL_RATE: Final = 5000.0
+GOAL_FLOOR_RATIO: Final = 3.0
+SUBMIT: Final = "/HubService/SubmitMessage"
+SUBMIT_BULK: Final = "/HubService/SubmitBulkMessages"
+GET_INFO: Final = "/HubService/GetInfo"
+CALL_TIMEOUT: Final = 120.0
+
+
+def log(text: str) -> None:
+    """Progress goes to stderr so that `--json` output stays clean."""
+    print(text, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------ workload
+
+
+@dataclass
+class Workload:
+    """Pre-signed messages and the genesis accounts that make them mergeable."""
+
+    keys: dict[int, Ed25519PrivateKey]
+    units: int
+    warmup: list[bytes]
+    messages: list[pb.Message]
+    raws: list[bytes]
+
+    def genesis(self) -> dict[str, Any]:
+        """A genesis document registering every fid with its signer and storage."""
+        return {
+            "network": "devnet",
+            "accounts": [
+                {"fid": fid, "signers": ["0x" + public_key_bytes(key).hex()], "storage_units": self.units}
+                for fid, key in self.keys.items()
+            ],
+        }
+
+
+def _key(fid: int) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(blake3.blake3(b"bench signer %d" % fid).digest(length=32))
+
+
+def build_workload(n: int, *, fids: int, units: int) -> Workload:
+    """`n` + WARMUP distinct signed messages: 1/2 casts, 1/4 reactions, 1/4 links, fids interleaved."""
+    keys = {fid: _key(fid) for fid in range(1, fids + 1)}
+    timestamp = farcaster_now() - 60
+    built: list[pb.Message] = []
+    for i in range(n + WARMUP):
+        fid = 1 + i % fids
+        d = pb.MessageData(fid=fid, timestamp=timestamp, network=DEVNET)
+        kind = (i // fids) % 4
+        if kind < 2:
+            d.type = pb.MESSAGE_TYPE_CAST_ADD
+            d.cast_add_body.text = f"ingest benchmark cast number {i}"
+        elif kind == 2:
+            d.type = pb.MESSAGE_TYPE_REACTION_ADD
+            d.reaction_body.type = pb.REACTION_TYPE_LIKE
+            target = d.reaction_body.target_cast_id
+            target.fid = 1 + (i + 1) % fids
+            target.hash = blake3.blake3(b"target %d" % i).digest(length=20)
+        else:
+            d.type = pb.MESSAGE_TYPE_LINK_ADD
+            d.link_body.type = "follow"
+            d.link_body.target_fid = 1_000_000 + i
+        built.append(sign_message_data(d, keys[fid]))
+    raws = [m.SerializeToString() for m in built]
+    return Workload(keys=keys, units=units, warmup=raws[:WARMUP], messages=built[WARMUP:], raws=raws[WARMUP:])
+
+
+# ------------------------------------------------------------------------------------------------ baseline
+
+
+@dataclass
+class Floor:
+    """One measurement of the per-message crypto floor (single thread)."""
+
+    messages: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.wall_s
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / self.messages * 1e6
+
+
+def crypto_floor(messages: Sequence[pb.Message]) -> Floor:
+    """BLAKE3-160 of data_bytes and Ed25519 verify of the hash, as raw as the libraries allow."""
+    t0, c0 = time.perf_counter(), time.thread_time()
+    for m in messages:
+        digest = blake3.blake3(m.data_bytes).digest(length=20)
+        Ed25519PublicKey.from_public_bytes(m.signer).verify(m.signature, digest)
+    return Floor(len(messages), time.perf_counter() - t0, time.thread_time() - c0)
+
+
+# ------------------------------------------------------------------------------------------------ the node
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("stateless")
+    if script.exists():
+        return [str(script)]
+    # Not installed as a package yet (`make bench` installs it): the same entry point, run from the tree.
+    return [sys.executable, "-c", "import sys; from node.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
+class NodeProcess:
+    """`stateless node start` in a child process on a fresh data dir; stopped with SIGINT like Ctrl-C."""
+
+    def __init__(self, workdir: Path, genesis: Path) -> None:
+        self.data_dir = workdir / "data"
+        self.log_path = workdir / "node.log"
+        self._genesis = genesis
+        self._proc: subprocess.Popen[str] | None = None
+        self._stdout: list[str] = []
+        self._ready = threading.Event()
+        self.target = ""
+
+    def __enter__(self) -> NodeProcess:
+        args = [
+            *_cli(), "node", "start", "--data-dir", str(self.data_dir), "--network", "devnet",
+            "--rpc-port", "0", "--gossip-port", "0", "--genesis", str(self._genesis),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        with open(self.log_path, "w") as err:
+            self._proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
+        threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
+        if not self._ready.wait(120) or self._proc.poll() is not None:
+            self.__exit__()
+            tail = self.log_path.read_text()[-2000:]
+            raise RuntimeError(f"node did not start: {''.join(self._stdout)}\n{tail}")
+        for line in self._stdout:
+            match = re.match(r"\s*gRPC\s+(\S+)$", line)
+            if match:
+                self.target = match.group(1)
+        if not self.target:
+            raise RuntimeError(f"no gRPC address in the banner: {''.join(self._stdout)}")
+        return self
+
+    def _read(self, stream: TextIO) -> None:
+        for line in stream:
+            self._stdout.append(line)
+            if line.startswith("ready"):
+                self._ready.set()
+        self._ready.set()  # EOF: the process died; __enter__ notices
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the node process, all threads."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # After the command name: state is field 3, utime 14 and stime 15 (proc(5)).
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        self._proc.send_signal(signal.SIGINT)
+        try:
+            self._proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+# ------------------------------------------------------------------------------------------------ scenarios
+
+
+@dataclass
+class Result:
+    """One scenario against one fresh node."""
+
+    name: str
+    messages: int
+    merged: int
+    wall_s: float
+    server_cpu_s: float
+    client_cpu_s: float
+    errors: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.wall_s
+
+    @property
+    def server_cpu_us(self) -> float:
+        return self.server_cpu_s / self.messages * 1e6
+
+    @property
+    def client_cpu_us(self) -> float:
+        return self.client_cpu_s / self.messages * 1e6
+
+
+def _errcode(e: grpc.RpcError) -> str:
+    details = e.details() if isinstance(e, grpc.Call) else None
+    return (details or str(e)).split(":", 1)[0]
+
+
+@contextlib.contextmanager
+def _timed(node: NodeProcess, out: dict[str, float]) -> Iterator[None]:
+    s0, c0, t0 = node.cpu_seconds(), time.process_time(), time.perf_counter()
+    yield
+    out["wall"] = time.perf_counter() - t0
+    out["server"] = node.cpu_seconds() - s0
+    out["client"] = time.process_time() - c0
+
+
+def _warm_up(target: str, warmup: Sequence[bytes]) -> None:
+    with grpc.insecure_channel(target) as channel:
+        submit = channel.unary_unary(SUBMIT, None, None)
+        for raw in warmup:
+            submit(raw, timeout=CALL_TIMEOUT)
+
+
+def _stored_messages(target: str) -> int:
+    with grpc.insecure_channel(target) as channel:
+        raw = channel.unary_unary(GET_INFO, None, None)(
+            rr.HubInfoRequest().SerializeToString(), timeout=CALL_TIMEOUT
+        )
+    return int(rr.HubInfoResponse.FromString(raw).db_stats.num_messages)
+
+
+def one_by_one(node: NodeProcess, raws: Sequence[bytes], errors: Counter[str], out: dict[str, float]) -> None:
+    """SubmitMessage, one call at a time, from a blocking stub (request bytes pre-serialised)."""
+    with grpc.insecure_channel(node.target) as channel:
+        submit = channel.unary_unary(SUBMIT, None, None)
+        with _timed(node, out):
+            for raw in raws:
+                try:
+                    submit(raw, timeout=CALL_TIMEOUT)
+                except grpc.RpcError as e:
+                    errors[_errcode(e)] += 1
+
+
+async def _aio_submit(
+    node: NodeProcess, requests: Sequence[bytes], method: str, in_flight: int, out: dict[str, float]
+) -> tuple[list[bytes], Counter[str]]:
+    errors: Counter[str] = Counter()
+    responses: list[bytes] = []
+    async with grpc.aio.insecure_channel(node.target) as channel:
+        call = channel.unary_unary(method, None, None)
+        await channel.channel_ready()
+        pending = iter(requests)
+
+        async def worker() -> None:
+            for request in pending:  # one shared iterator: each request is sent exactly once
+                try:
+                    responses.append(await call(request, timeout=CALL_TIMEOUT))
+                except grpc.aio.AioRpcError as e:
+                    errors[_errcode(e)] += 1
+
+        with _timed(node, out):
+            await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return responses, errors
+
+
+def concurrent(
+    node: NodeProcess, raws: Sequence[bytes], in_flight: int, errors: Counter[str], out: dict[str, float]
+) -> None:
+    """SubmitMessage with `in_flight` calls outstanding."""
+    _, errs = asyncio.run(_aio_submit(node, raws, SUBMIT, in_flight, out))
+    errors.update(errs)
+
+
+def bulk_requests(messages: Sequence[pb.Message], batch: int) -> list[bytes]:
+    """Pre-serialised SubmitBulkMessagesRequests of `batch` messages each."""
+    return [
+        rr.SubmitBulkMessagesRequest(messages=messages[i : i + batch]).SerializeToString()
+        for i in range(0, len(messages), batch)
+    ]
+
+
+def bulk(
+    node: NodeProcess, requests: Sequence[bytes], in_flight: int, errors: Counter[str], out: dict[str, float]
+) -> None:
+    """SubmitBulkMessages with `in_flight` calls outstanding; per-message errors read from the responses."""
+    responses, errs = asyncio.run(_aio_submit(node, requests, SUBMIT_BULK, in_flight, out))
+    errors.update(errs)
+    for raw in responses:
+        for entry in rr.SubmitBulkMessagesResponse.FromString(raw).messages:
+            if entry.WhichOneof("response") == "message_error":
+                errors[entry.message_error.errCode] += 1
+
+
+def run_scenario(
+    name: str,
+    workdir: Path,
+    genesis: Path,
+    workload: Workload,
+    body: Callable[[NodeProcess, Counter[str], dict[str, float]], None],
+) -> Result:
+    """Start a fresh node, warm it up, run `body` (which times itself), check the store, stop the node."""
+    scenario_dir = workdir / re.sub(r"\W+", "_", name)
+    scenario_dir.mkdir()
+    log(f"  {name}: starting node ...")
+    with NodeProcess(scenario_dir, genesis) as node:
+        _warm_up(node.target, workload.warmup)
+        errors: Counter[str] = Counter()
+        out: dict[str, float] = {}
+        body(node, errors, out)
+        merged = _stored_messages(node.target) - len(workload.warmup)
+    shutil.rmtree(scenario_dir / "data", ignore_errors=True)
+    result = Result(name, len(workload.raws), merged, out["wall"], out["server"], out["client"], dict(errors))
+    log(f"  {name}: {result.rate:,.0f} msg/s, server {result.server_cpu_us:,.0f} us CPU/msg, merged {merged}")
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ in process
+
+
+@dataclass
+class Stages:
+    """CPU microseconds per message of each stage of the merge path, measured without a profiler."""
+
+    messages: int
+    decode: float
+    hash_signature: float
+    other_rules: float
+    merge_crdt: float
+    lmdb: float
+    engine_overhead: float
+    submit_path_cpu: float
+    submit_path_rate: float
+
+
+def _merge_op(message: pb.Message, now_ms: int, kv: TxnKV) -> list[he.HubEvent]:
+    return crdt.merge_message(kv, message, now_ms=now_ms)
+
+
+async def _engine(store: LmdbStore, nursery: trio.Nursery, genesis: Path) -> HubEngine:
+    writer = Writer(store)
+    await nursery.start(writer.run)
+    engine = HubEngine(store, writer, network=DEVNET)
+    for event in load_genesis(genesis, network_name="devnet"):
+        await engine.submit_onchain_event(event)
+    return engine
+
+
+async def _submit_path(engine: HubEngine, raws: Sequence[bytes], batch: int) -> None:
+    for i in range(0, len(raws), batch):
+        results = await engine.submit_many([decode_message(r) for r in raws[i : i + batch]])
+        bad = [r for r in results if not isinstance(r, pb.Message)]
+        if bad:
+            raise RuntimeError(f"in-process merge rejected {len(bad)} messages, first: {bad[0]}")
+
+
+async def measure_in_process(
+    raws: Sequence[bytes], genesis: Path, workdir: Path, batch: int, floor_cpu_us: float
+) -> tuple[Stages, pstats.Stats, float]:
+    """Stage split (unprofiled) and a cProfile of decode + HubEngine.submit_many over `raws`."""
+    n = len(raws)
+    async with trio.open_nursery() as nursery:
+        # 1. The whole in-process path, unprofiled: what the node does per message minus gRPC.
+        store = LmdbStore(workdir / "inproc-plain")
+        engine = await _engine(store, nursery, genesis)
+        c0, t0 = time.process_time(), time.perf_counter()
+        await _submit_path(engine, raws, batch)
+        path_cpu, path_wall = time.process_time() - c0, time.perf_counter() - t0
+
+        # 2. Stage by stage, synchronously on this thread.
+        store2 = LmdbStore(workdir / "inproc-stages")
+        await _engine(store2, nursery, genesis)
+        c0 = time.process_time()
+        decoded = [decode_message(r) for r in raws]
+        decode_cpu = time.process_time() - c0
+        now = to_farcaster_time(time.time())
+        c0 = time.process_time()
+        checked = [validate_message(m, network=DEVNET, now=now) for m in decoded]
+        validate_cpu = time.process_time() - c0
+        now_ms = int(time.time() * 1000)
+        c0 = time.process_time()
+        for i in range(0, n, batch):
+            results = store2.write_batch([partial(_merge_op, m, now_ms) for m in checked[i : i + batch]])
+            assert not any(isinstance(r, BaseException) for r in results), results
+        lmdb_merge_cpu = time.process_time() - c0
+        # The same merges over the in-memory KV: the CRDT logic without LMDB.
+        mem = crdt.MemoryKV()
+        for event in load_genesis(genesis, network_name="devnet"):
+            crdt.merge_onchain_event(mem, event, now_ms=now_ms)
+        c0 = time.process_time()
+        for m in checked:
+            crdt.merge_message(mem, m, now_ms=now_ms)
+        memory_merge_cpu = time.process_time() - c0
+
+        # 3. Profiled: the trio thread and, through a wrapped write_batch, the writer's worker thread.
+        store3 = LmdbStore(workdir / "inproc-profile")
+        engine3 = await _engine(store3, nursery, genesis)
+        worker_profile = cProfile.Profile()
+        write_batch = store3.write_batch
+
+        def profiled_write_batch(jobs: list[Callable[[TxnKV], Any]]) -> list[Any]:
+            worker_profile.enable()
+            try:
+                return write_batch(jobs)
+            finally:
+                worker_profile.disable()
+
+        store3.write_batch = profiled_write_batch  # type: ignore[method-assign]
+        main_profile = cProfile.Profile()
+        t0 = time.perf_counter()
+        main_profile.enable()
+        await _submit_path(engine3, raws, batch)
+        main_profile.disable()
+        profiled_wall = time.perf_counter() - t0
+        nursery.cancel_scope.cancel()
+    for s in (store, store2, store3):
+        s.close()
+
+    per = 1e6 / n
+    hash_sig = floor_cpu_us
+    stages = Stages(
+        messages=n,
+        decode=decode_cpu * per,
+        hash_signature=hash_sig,
+        other_rules=max(0.0, validate_cpu * per - hash_sig),
+        merge_crdt=memory_merge_cpu * per,
+        lmdb=max(0.0, (lmdb_merge_cpu - memory_merge_cpu) * per),
+        engine_overhead=max(0.0, (path_cpu - decode_cpu - validate_cpu - lmdb_merge_cpu) * per),
+        submit_path_cpu=path_cpu * per,
+        submit_path_rate=n / path_wall,
+    )
+    stats = pstats.Stats(main_profile)
+    stats.add(worker_profile)
+    return stages, stats, profiled_wall
+
+
+# ------------------------------------------------------------------------------------------------ profile
+
+
+CATEGORIES: Final = (
+    "decode",
+    "validate: hash+signature",
+    "validate: other rules",
+    "merge (crdt)",
+    "LMDB",
+    "engine/writer/trio",
+    "other",
+)
+Func = tuple[str, int, str]
+
+
+def _own_category(func: Func) -> str | None:
+    """The category a function belongs to by itself; None means "whoever calls it"."""
+    filename, _, name = func
+    path = filename.replace(os.sep, "/")
+    if name in ("decode_message",):
+        return "decode"
+    if path.endswith("protocols/messages/_signing.py") and name in ("blake3_160", "ed25519_verify"):
+        return "validate: hash+signature"
+    if path.endswith("protocols/messages/_validation.py"):
+        return None if name == "_parse_message_data" else "validate: other rules"
+    if path.endswith("node/engine.py"):
+        return {"check": "validate: other rules", "_merge": "merge (crdt)"}.get(name, "engine/writer/trio")
+    if "/protocols/crdt/" in path:
+        return "merge (crdt)"
+    if path.endswith("node/storage/_lmdb.py"):
+        return "LMDB"
+    if path.endswith("node/storage/_writer.py") or "/trio/" in path or "/outcome/" in path:
+        return "engine/writer/trio"
+    if path.endswith("bench/bench_ingest.py"):
+        return "other"
+    return None
+
+
+def profile_by_category(stats: pstats.Stats) -> dict[str, float]:
+    """Self time per category; a function without its own category is split among its callers."""
+    table: dict[Func, Any] = stats.stats  # type: ignore[attr-defined]
+    memo: dict[Func, dict[str, float]] = {}
+
+    def shares(func: Func, depth: int, seen: frozenset[Func]) -> dict[str, float]:
+        own = _own_category(func)
+        if own is not None:
+            return {own: 1.0}
+        if func in memo:
+            return memo[func]
+        callers: dict[Func, tuple[int, int, float, float]] = table[func][4] if func in table else {}
+        total = sum(c[3] for c in callers.values())
+        if depth > 12 or not callers or total <= 0:
+            return {"other": 1.0}
+        out: dict[str, float] = {}
+        for caller, c in callers.items():
+            if caller in seen:
+                continue
+            for cat, share in shares(caller, depth + 1, seen | {func}).items():
+                out[cat] = out.get(cat, 0.0) + share * c[3] / total
+        result = out or {"other": 1.0}
+        if depth == 0:
+            memo[func] = result
+        return result
+
+    totals = dict.fromkeys(CATEGORIES, 0.0)
+    for func, (_, _, tottime, _, _) in table.items():
+        for cat, share in shares(func, 0, frozenset()).items():
+            totals[cat] += tottime * share
+    return totals
+
+
+def _func_label(func: Func) -> str:
+    filename, line, name = func
+    if filename == "~":
+        return name
+    path = Path(filename)
+    try:
+        shown = str(path.relative_to(REPO))
+    except ValueError:
+        parts = path.parts
+        shown = "/".join(parts[parts.index("site-packages") + 1 :]) if "site-packages" in parts else path.name
+    return f"{shown}:{line}({name})"
+
+
+def top_cumulative(stats: pstats.Stats, n_messages: int, limit: int) -> list[dict[str, Any]]:
+    """The `limit` entries with the most cumulative time, skipping the benchmark's own frames."""
+    table: dict[Func, Any] = stats.stats  # type: ignore[attr-defined]
+    rows = sorted(table.items(), key=lambda item: item[1][3], reverse=True)
+    out = []
+    for func, (_, ncalls, tottime, cumtime, _) in rows:
+        if func[0].endswith("bench_ingest.py") or func[2] in ("<built-in method builtins.exec>",):
+            continue
+        out.append(
+            {
+                "function": _func_label(func),
+                "category": _own_category(func) or "-",
+                "ncalls": ncalls,
+                "tottime_s": tottime,
+                "cumtime_s": cumtime,
+                "cum_us_per_msg": cumtime / n_messages * 1e6,
+            }
+        )
+        if len(out) == limit:
+            break
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    model = ""
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    """The human-readable report."""
+    m = report["machine"]
+    floor = report["floor"]
+    lines = [
+        f"Ingest benchmark, {report['messages']:,} messages per scenario, {report['fids']} fids "
+        f"x {report['units']} storage units",
+        f"date {m['date']}; {m['nproc']} CPUs ({m['cpu']}); Python {m['python']}; "
+        f"load average at start {m['loadavg_start'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}",
+        f"node: {report['node_mode']}",
+        "",
+        f"crypto floor (BLAKE3-160 + Ed25519 verify, 1 core): {floor['rate']:,.0f} msg/s, "
+        f"{floor['cpu_us']:.1f} us CPU/msg  (runs: "
+        + ", ".join(f"{r['messages'] / r['wall_s']:,.0f} msg/s" for r in floor["runs"])
+        + ")",
+        "",
+        f"{'scenario':<22}{'msg/s':>9}{'wall s':>9}{'server us/msg':>15}{'client us/msg':>15}"
+        f"{'x floor rate':>14}{'x floor CPU':>13}{'merged':>9}  errors",
+    ]
+    for r in report["scenarios"]:
+        lines.append(
+            f"{r['name']:<22}{r['rate']:>9,.0f}{r['wall_s']:>9.1f}{r['server_cpu_us']:>15,.0f}"
+            f"{r['client_cpu_us']:>15,.0f}{r['x_floor_rate']:>14.2f}{r['x_floor_cpu']:>13.2f}"
+            f"{r['merged']:>9}  {r['errors'] or '-'}"
+        )
+    best = max(report["scenarios"], key=lambda r: r["rate"])
+    goal = report["goal"]
+    lines += [
+        "",
+        f"goal: >= {GOAL_RATE:,.0f} msg/s and <= {GOAL_FLOOR_RATIO:.0f}x the floor. Best: {best['name']} "
+        f"{best['rate']:,.0f} msg/s, {best['x_floor_rate']:.2f}x floor -> rate goal "
+        f"{'met' if goal['rate_met'] else 'NOT met'}, "
+        f"floor-ratio goal {'met' if goal['ratio_met'] else 'NOT met'}",
+    ]
+    st = report["in_process"]["stages"]
+    total = sum(
+        st[k] for k in ("decode", "hash_signature", "other_rules", "merge_crdt", "lmdb", "engine_overhead")
+    )
+    lines += [
+        "",
+        f"where the CPU goes, in process (no gRPC), {st['messages']:,} messages, "
+        f"batches of {report['batch']}, unprofiled, us CPU per message:",
+    ]
+    for label, key in (
+        ("decode (protobuf parse)", "decode"),
+        ("validate: hash+signature", "hash_signature"),
+        ("validate: other rules", "other_rules"),
+        ("merge (crdt logic)", "merge_crdt"),
+        ("LMDB (txns, get/put, commit)", "lmdb"),
+        ("engine/writer/trio", "engine_overhead"),
+    ):
+        lines.append(f"  {label:<32}{st[key]:>8.1f}  {st[key] / total:>6.1%}")
+    lines.append(
+        f"  {'in-process submit path':<32}{st['submit_path_cpu']:>8.1f}  "
+        f"({st['submit_path_rate']:,.0f} msg/s wall, "
+        f"{st['submit_path_cpu'] / floor['cpu_us']:.2f}x floor CPU)"
+    )
+    for r in report["scenarios"]:
+        lines.append(
+            f"  gRPC + bridge, {r['name']:<17}{r['server_cpu_us'] - st['submit_path_cpu']:>8.1f}"
+            "  (server CPU/msg minus in-process path)"
+        )
+    prof = report["in_process"]["profile"]
+    lines += [
+        "",
+        f"cProfile of decode + HubEngine.submit_many, {st['messages']:,} messages, "
+        f"trio thread + writer thread (profiled run {prof['wall_s']:.1f} s; "
+        "the profiler inflates Python-heavy parts):",
+        "  self time by category: "
+        + ", ".join(f"{k} {v:.0%}" for k, v in prof["category_share"].items() if v >= 0.005),
+        f"  {'cum s':>7} {'us/msg':>8} {'self s':>7} {'calls':>8}  {'category':<25} function",
+    ]
+    for row in prof["top"]:
+        lines.append(
+            f"  {row['cumtime_s']:>7.2f} {row['cum_us_per_msg']:>8.1f} {row['tottime_s']:>7.2f} "
+            f"{row['ncalls']:>8}  {row['category']:<25} {row['function']}"
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the report (text, or JSON with --json)."""
+    parser = argparse.ArgumentParser(description="Ingest benchmark for one node (see the module docstring).")
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per scenario (default 20000)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--batch", type=int, default=500, help="SubmitBulkMessages batch size (default 500)")
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="calls in flight, concurrent (default 32)"
+    )
+    parser.add_argument("--units", type=int, default=5, help="storage units per fid (default 5)")
+    parser.add_argument("--profile-messages", type=int, default=5000, help="in-process part (default 5000)")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["one-by-one", "concurrent", "bulk", "bulk-x4"],
+        help="leave a scenario out (repeatable)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch <= 1000:
+        parser.error("--batch must be 1..1000 (the node's SubmitBulkMessages limit)")
+    if args.messages < 1 or args.profile_messages < 1:
+        parser.error("--messages and --profile-messages must be positive")
+
+    info = machine()
+    fids = max(20, math.ceil((args.messages + WARMUP) / PER_FID))
+    log(f"building and signing {args.messages + WARMUP:,} messages over {fids} fids ...")
+    workload = build_workload(args.messages, fids=fids, units=args.units)
+    requests = bulk_requests(workload.messages, args.batch)
+
+    floors = [crypto_floor(workload.messages)]
+    log(f"crypto floor: {floors[0].rate:,.0f} msg/s")
+
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        genesis = workdir / "genesis.json"
+        genesis.write_text(json.dumps(workload.genesis()))
+        Body = Callable[[NodeProcess, Counter[str], dict[str, float]], None]
+        scenarios: list[tuple[str, str, Body]] = [
+            ("one-by-one", "one-by-one c=1", lambda node, e, o: one_by_one(node, workload.raws, e, o)),
+            ("concurrent", f"concurrent c={args.concurrency}",
+             lambda node, e, o: concurrent(node, workload.raws, args.concurrency, e, o)),
+            ("bulk", f"bulk {args.batch}", lambda node, e, o: bulk(node, requests, 1, e, o)),
+            ("bulk-x4", f"bulk {args.batch} x4", lambda node, e, o: bulk(node, requests, 4, e, o)),
+        ]  # fmt: skip
+        results: list[Result] = []
+        log("scenarios (a fresh node process each):")
+        for key, name, body in scenarios:
+            if key not in args.skip:
+                results.append(run_scenario(name, workdir, genesis, workload, body))
+
+        log(f"in-process merge path over {min(args.profile_messages, args.messages):,} messages ...")
+        profile_raws = workload.raws[: args.profile_messages]
+        best_so_far = min(f.cpu_us for f in floors)
+        stages, stats, profiled_wall = trio.run(
+            measure_in_process, profile_raws, genesis, workdir, args.batch, best_so_far
+        )
+
+    floors.append(crypto_floor(workload.messages))
+    log(f"crypto floor again: {floors[1].rate:,.0f} msg/s")
+    floor = max(floors, key=lambda f: f.rate)
+    floor_cpu = min(f.cpu_us for f in floors)
+    info["loadavg_end"] = os.getloadavg()
+
+    categories = profile_by_category(stats)
+    cat_total = sum(categories.values()) or 1.0
+    report: dict[str, Any] = {
+        "machine": info,
+        "node_mode": "separate process (`stateless node start`), client in this process",
+        "messages": args.messages,
+        "fids": fids,
+        "units": args.units,
+        "batch": args.batch,
+        "floor": {
+            "rate": floor.rate,
+            "cpu_us": floor_cpu,
+            "runs": [asdict(f) for f in floors],
+        },
+        "scenarios": [
+            {
+                **asdict(r),
+                "rate": r.rate,
+                "server_cpu_us": r.server_cpu_us,
+                "client_cpu_us": r.client_cpu_us,
+                "x_floor_rate": floor.rate / r.rate,
+                "x_floor_cpu": r.server_cpu_us / floor_cpu,
+            }
+            for r in results
+        ],
+        "in_process": {
+            "stages": asdict(stages),
+            "profile": {
+                "wall_s": profiled_wall,
+                "category_share": {k: v / cat_total for k, v in categories.items()},
+                "top": top_cumulative(stats, stages.messages, 25),
+            },
+        },
+    }
+    if results:
+        best = max(results, key=lambda r: r.rate)
+        report["goal"] = {
+            "rate_met": best.rate >= GOAL_RATE,
+            "ratio_met": floor.rate / best.rate <= GOAL_FLOOR_RATIO,
+        }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    elif results:
+        print(render(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
