@@ -25,7 +25,9 @@ def parse_network(name: str) -> int:
     try:
         return NETWORKS[name.lower()]
     except KeyError:
-        raise HubError("bad_request.invalid_param", f"unknown network {name!r}; use one of {', '.join(NETWORKS)}") from None
+        raise HubError(
+            "bad_request.invalid_param", f"unknown network {name!r}; use one of {', '.join(NETWORKS)}"
+        ) from None
 
 
 def network_name(value: int) -> str:
@@ -44,7 +46,7 @@ class NodeConfig:
     network: int = pb.FARCASTER_NETWORK_DEVNET
     rpc_host: str = DEFAULT_HOST
     rpc_port: int = DEFAULT_RPC_PORT
-    #: The admin service (SubmitOnChainEvent) is served only when the RPC host is loopback, unless this is set.
+    #: AdminService (SubmitOnChainEvent) answers loopback clients only, unless this is set.
     admin_on_public_rpc: bool = False
     gossip_host: str = DEFAULT_HOST
     gossip_port: int = DEFAULT_GOSSIP_PORT

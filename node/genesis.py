@@ -73,7 +73,12 @@ def load_genesis(path: Path, *, network_name: str, now: float | None = None) -> 
             else b"\x00" * 20
         )
         account_events = make_account_events(
-            fid, keys, custody_address=custody, storage_units=units, block_timestamp=block_timestamp, block_number=0
+            fid,
+            keys,
+            custody_address=custody,
+            storage_units=units,
+            block_timestamp=block_timestamp,
+            block_number=0,
         )
         for event in account_events:
             # Deterministic ids make re-loading the same file a no-op.

@@ -102,11 +102,15 @@ async def _apply_genesis(engine: HubEngine, config: NodeConfig) -> None:
         except HubError as e:
             if e.code != "bad_request.duplicate":
                 raise HubError(e.code, f"genesis file {config.genesis}: {e.message}") from None
-    log.info("genesis %s: %d events applied, %d already present", config.genesis, applied, len(events) - applied)
+    log.info(
+        "genesis %s: %d events applied, %d already present", config.genesis, applied, len(events) - applied
+    )
 
 
 @asynccontextmanager
-async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.time) -> AsyncIterator[NodeHandle]:
+async def open_node(
+    config: NodeConfig, *, clock: Callable[[], float] = time.time
+) -> AsyncIterator[NodeHandle]:
     """Start a node and yield its handle; on exit stop inbound traffic first and the database last."""
     started_at = clock()
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -137,13 +141,16 @@ async def open_node(config: NodeConfig, *, clock: Callable[[], float] = time.tim
                                 started_at=started_at,
                             )
 
-                        async with serve_rpc(
-                            engine,
-                            info,
-                            host=config.rpc_host,
-                            port=config.rpc_port,
-                            admin_from_anywhere=config.admin_on_public_rpc,
-                        ) as rpc, trio.open_nursery() as background:
+                        async with (
+                            serve_rpc(
+                                engine,
+                                info,
+                                host=config.rpc_host,
+                                port=config.rpc_port,
+                                admin_from_anywhere=config.admin_on_public_rpc,
+                            ) as rpc,
+                            trio.open_nursery() as background,
+                        ):
                             background.start_soon(_maintenance, engine, config)
                             try:
                                 yield NodeHandle(engine=engine, host=host, rpc=rpc, config=config)
@@ -168,7 +175,9 @@ def print_banner(handle: NodeHandle, out: TextIO) -> None:
     print("ready (Ctrl-C to stop)", file=out, flush=True)
 
 
-async def run_node(config: NodeConfig, *, task_status: trio.TaskStatus[NodeHandle] = trio.TASK_STATUS_IGNORED) -> None:
+async def run_node(
+    config: NodeConfig, *, task_status: trio.TaskStatus[NodeHandle] = trio.TASK_STATUS_IGNORED
+) -> None:
     """Run a node until cancelled (Ctrl-C), printing where it listens."""
     import sys
 

@@ -34,7 +34,9 @@ ERROR_CODES: Final[dict[str, ErrorKind]] = {
     f"{_VF}.timestamp": ErrorKind(False, "timestamp more than 600 s in the future"),
     f"{_VF}.fid": ErrorKind(False, "fid missing or zero"),
     f"{_VF}.data_too_large": ErrorKind(False, "data_bytes larger than 2048 bytes"),
-    f"{_VF}.message_type": ErrorKind(False, "unknown or unsupported message type, or body does not match type"),
+    f"{_VF}.message_type": ErrorKind(
+        False, "unknown or unsupported message type, or body does not match type"
+    ),
     f"{_VF}.text_too_long": ErrorKind(False, "cast text over its byte limit"),
     f"{_VF}.too_many_embeds": ErrorKind(False, "more than 2 embeds"),
     f"{_VF}.too_many_mentions": ErrorKind(False, "more than 10 mentions"),
@@ -45,7 +47,9 @@ ERROR_CODES: Final[dict[str, ErrorKind]] = {
     "bad_request.no_storage": ErrorKind(False, "fid has no active storage units"),
     "bad_request.duplicate": ErrorKind(False, "the hub already has this message or event"),
     "bad_request.conflict": ErrorKind(False, "a message that wins the CRDT conflict is already stored"),
-    "bad_request.prunable": ErrorKind(False, "the store is full and the message is older than everything kept"),
+    "bad_request.prunable": ErrorKind(
+        False, "the store is full and the message is older than everything kept"
+    ),
     "not_found": ErrorKind(False, "no such message, event or resource"),
     "unauthorized": ErrorKind(False, "the caller may not use this method"),
     "unavailable": ErrorKind(True, "the hub cannot serve this now; retry later"),

@@ -25,7 +25,14 @@ def generate(out_root: Path) -> list[Path]:
     """Run protoc on every .proto in PROTO_DIR, writing under out_root; return generated paths."""
     protos = sorted(PROTO_DIR.glob("*.proto"))
     rel = [str(p.relative_to(ROOT)) for p in protos]
-    base = [sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT}", f"--python_out={out_root}", f"--pyi_out={out_root}"]
+    base = [
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{ROOT}",
+        f"--python_out={out_root}",
+        f"--pyi_out={out_root}",
+    ]
     subprocess.run([*base, *rel], check=True, cwd=ROOT)
     grpc_rel = [r for r in rel if Path(r).name in SERVICE_FILES]
     subprocess.run(
@@ -39,17 +46,29 @@ def generate(out_root: Path) -> list[Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if committed code differs from fresh output")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if committed code differs from fresh output"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         fresh = generate(Path(tmp))
         if args.check:
-            stale = [p.name for p in fresh if not (PROTO_DIR / p.name).exists()
-                     or not filecmp.cmp(p, PROTO_DIR / p.name, shallow=False)]
-            existing = {p.name for p in PROTO_DIR.iterdir() if p.name.endswith(("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))}
+            stale = [
+                p.name
+                for p in fresh
+                if not (PROTO_DIR / p.name).exists() or not filecmp.cmp(p, PROTO_DIR / p.name, shallow=False)
+            ]
+            existing = {
+                p.name
+                for p in PROTO_DIR.iterdir()
+                if p.name.endswith(("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))
+            }
             extra = sorted(existing - {p.name for p in fresh})
             if stale or extra:
-                print(f"generated protobuf code is stale: {', '.join(stale + extra)}; run: python scripts/gen_protos.py")
+                print(
+                    f"generated protobuf code is stale: {', '.join(stale + extra)}; "
+                    "run: python scripts/gen_protos.py"
+                )
                 return 1
             print(f"generated protobuf code is current ({len(fresh)} files)")
             return 0

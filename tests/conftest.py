@@ -25,7 +25,7 @@ class Client:
         self.hub = rpc_pb2_grpc.HubServiceStub(self.channel)
         self.admin = rpc_pb2_grpc.AdminServiceStub(self.channel)
 
-    async def call(self, method: Callable[..., Any], request: Any, timeout: float = 10.0) -> Any:
+    async def call(self, method: Callable[..., Any], request: Any, timeout: float = 10.0) -> Any:  # noqa: ASYNC109
         """`await client.call(client.hub.GetCast, req)`."""
         return await trio.to_thread.run_sync(functools.partial(method, request, timeout=timeout))
 

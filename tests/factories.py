@@ -59,7 +59,9 @@ def cast_add(
     return sign_message_data(d, key)
 
 
-def cast_remove(key: Ed25519PrivateKey, fid: int, target_hash: bytes, *, timestamp: int | None = None) -> pb.Message:
+def cast_remove(
+    key: Ed25519PrivateKey, fid: int, target_hash: bytes, *, timestamp: int | None = None
+) -> pb.Message:
     """A signed CAST_REMOVE of `target_hash`."""
     d = data(fid, pb.MESSAGE_TYPE_CAST_REMOVE, timestamp)
     d.cast_remove_body.target_hash = target_hash
@@ -120,7 +122,9 @@ def verification_remove(
     return sign_message_data(d, key)
 
 
-def account(fid: int, key: Ed25519PrivateKey, *, units: int = 1, block_timestamp: int | None = None) -> list[oc.OnChainEvent]:
+def account(
+    fid: int, key: Ed25519PrivateKey, *, units: int = 1, block_timestamp: int | None = None
+) -> list[oc.OnChainEvent]:
     """ID_REGISTER + STORAGE_RENT + SIGNER add events for a test account."""
     ts = FARCASTER_EPOCH + farcaster_now() if block_timestamp is None else block_timestamp
     return make_account_events(fid, [public_key_bytes(key)], storage_units=units, block_timestamp=ts)

@@ -22,7 +22,9 @@ T = TypeVar("T")
 class TrioBridge:
     """Runs async callables in a trio nursery on behalf of asyncio code on another thread."""
 
-    def __init__(self, token: trio.lowlevel.TrioToken, nursery: trio.Nursery, *, max_in_flight: int = 4096) -> None:
+    def __init__(
+        self, token: trio.lowlevel.TrioToken, nursery: trio.Nursery, *, max_in_flight: int = 4096
+    ) -> None:
         self._token = token
         self._nursery = nursery
         self._max = max_in_flight

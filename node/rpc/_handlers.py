@@ -27,7 +27,9 @@ def parse(req_type: type[Req], raw: bytes) -> Req:
     try:
         return req_type.FromString(raw)
     except (DecodeError, ValueError) as e:
-        raise HubError("bad_request.parse_failure", f"request is not a valid {req_type.DESCRIPTOR.name}: {e}") from None
+        raise HubError(
+            "bad_request.parse_failure", f"request is not a valid {req_type.DESCRIPTOR.name}: {e}"
+        ) from None
 
 
 async def abort(context: Ctx, err: HubError) -> None:
@@ -56,15 +58,19 @@ def unary(
             return await fn(parse(req_type, raw), context)
         except HubError as e:
             err = e
-        except Exception as e:  # noqa: BLE001 - anything else is a bug: report, keep serving
+        except Exception as e:
             err = _internal(name, e)
         await abort(context, err)
         raise AssertionError("unreachable")  # pragma: no cover - abort raises
 
-    return grpc.unary_unary_rpc_method_handler(handler, request_deserializer=None, response_serializer=_serialize)
+    return grpc.unary_unary_rpc_method_handler(
+        handler, request_deserializer=None, response_serializer=_serialize
+    )
 
 
-def unary_raw(name: str, fn: Callable[[bytes, Ctx], Awaitable[Message | bytes]]) -> grpc.RpcMethodHandler[Any, Any]:
+def unary_raw(
+    name: str, fn: Callable[[bytes, Ctx], Awaitable[Message | bytes]]
+) -> grpc.RpcMethodHandler[Any, Any]:
     """A unary-unary handler that receives the request's exact wire bytes (SubmitMessage needs them)."""
 
     async def handler(raw: bytes, context: Ctx) -> Message | bytes:
@@ -72,12 +78,14 @@ def unary_raw(name: str, fn: Callable[[bytes, Ctx], Awaitable[Message | bytes]])
             return await fn(raw, context)
         except HubError as e:
             err = e
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             err = _internal(name, e)
         await abort(context, err)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    return grpc.unary_unary_rpc_method_handler(handler, request_deserializer=None, response_serializer=_serialize)
+    return grpc.unary_unary_rpc_method_handler(
+        handler, request_deserializer=None, response_serializer=_serialize
+    )
 
 
 def stream(
@@ -92,8 +100,10 @@ def stream(
             return
         except HubError as e:
             err = e
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             err = _internal(name, e)
         await abort(context, err)
 
-    return grpc.unary_stream_rpc_method_handler(handler, request_deserializer=None, response_serializer=_serialize)
+    return grpc.unary_stream_rpc_method_handler(
+        handler, request_deserializer=None, response_serializer=_serialize
+    )

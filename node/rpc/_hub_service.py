@@ -146,7 +146,9 @@ class HubServicer:
     async def submit_message(self, raw: bytes, _ctx: Ctx) -> pb.Message:
         return await self.bridge.call(self.engine.submit_raw, raw)
 
-    async def submit_bulk(self, request: rr.SubmitBulkMessagesRequest, _ctx: Ctx) -> rr.SubmitBulkMessagesResponse:
+    async def submit_bulk(
+        self, request: rr.SubmitBulkMessagesRequest, _ctx: Ctx
+    ) -> rr.SubmitBulkMessagesResponse:
         if len(request.messages) > MAX_BULK:
             raise HubError("bad_request.invalid_param", f"at most {MAX_BULK} messages per bulk request")
         decoded: list[pb.Message | HubError] = []
@@ -279,7 +281,13 @@ class HubServicer:
             for unit_type, n in units:
                 response.unit_details.add(unit_type=unit_type, unit_size=n)
             response.units = sum(n for _, n in units)
-            for store, name in ((1, "CASTS"), (2, "LINKS"), (3, "REACTIONS"), (4, "USER_DATA"), (5, "VERIFICATIONS")):
+            for store, name in (
+                (1, "CASTS"),
+                (2, "LINKS"),
+                (3, "REACTIONS"),
+                (4, "USER_DATA"),
+                (5, "VERIFICATIONS"),
+            ):
                 response.limits.add(
                     store_type=store,
                     name=name,
@@ -378,7 +386,9 @@ class HubServicer:
             "GetCastsByParent": unary("GetCastsByParent", rr.CastsByParentRequest, self.get_casts_by_parent),
             "GetCastsByMention": unary("GetCastsByMention", rr.FidRequest, self.get_casts_by_mention),
             "GetReaction": unary("GetReaction", rr.ReactionRequest, self.get_reaction),
-            "GetReactionsByFid": unary("GetReactionsByFid", rr.ReactionsByFidRequest, self.get_reactions_by_fid),
+            "GetReactionsByFid": unary(
+                "GetReactionsByFid", rr.ReactionsByFidRequest, self.get_reactions_by_fid
+            ),
             "GetReactionsByCast": unary(
                 "GetReactionsByCast", rr.ReactionsByTargetRequest, self.get_reactions_by_target
             ),
@@ -388,11 +398,17 @@ class HubServicer:
             "GetUserData": unary("GetUserData", rr.UserDataRequest, self.get_user_data),
             "GetUserDataByFid": unary("GetUserDataByFid", rr.FidRequest, self.get_user_data_by_fid),
             "GetVerification": unary("GetVerification", rr.VerificationRequest, self.get_verification),
-            "GetVerificationsByFid": unary("GetVerificationsByFid", rr.FidRequest, self.get_verifications_by_fid),
+            "GetVerificationsByFid": unary(
+                "GetVerificationsByFid", rr.FidRequest, self.get_verifications_by_fid
+            ),
             "GetOnChainSigner": unary("GetOnChainSigner", rr.SignerRequest, self.get_onchain_signer),
-            "GetOnChainSignersByFid": unary("GetOnChainSignersByFid", rr.FidRequest, self.get_onchain_signers_by_fid),
+            "GetOnChainSignersByFid": unary(
+                "GetOnChainSignersByFid", rr.FidRequest, self.get_onchain_signers_by_fid
+            ),
             "GetOnChainEvents": unary("GetOnChainEvents", rr.OnChainEventRequest, self.get_onchain_events),
-            "GetIdRegistryOnChainEvent": unary("GetIdRegistryOnChainEvent", rr.FidRequest, self.get_id_registry_event),
+            "GetIdRegistryOnChainEvent": unary(
+                "GetIdRegistryOnChainEvent", rr.FidRequest, self.get_id_registry_event
+            ),
             "GetCurrentStorageLimitsByFid": unary(
                 "GetCurrentStorageLimitsByFid", rr.FidRequest, self.get_storage_limits
             ),

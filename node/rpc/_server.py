@@ -7,6 +7,7 @@ stop accepting and let in-flight calls finish within the grace period, and only 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -69,16 +70,14 @@ class _ServerThread:
 
     def notify_commit(self) -> None:
         """Called from trio after each commit: wake subscribers on the server loop."""
-        try:
+        with contextlib.suppress(RuntimeError):  # loop already closed during shutdown
             self._loop.call_soon_threadsafe(self._servicer.notifier.notify_all)
-        except RuntimeError:  # loop closed during shutdown
-            pass
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
             self._loop.run_until_complete(self._serve())
-        except BaseException as e:  # noqa: BLE001 - reported to the starter
+        except BaseException as e:
             if not self._started.is_set():
                 self._error = e
                 self._started.set()
@@ -109,7 +108,8 @@ class _ServerThread:
             port, cause = 0, e
         if not port:
             raise HubError(
-                "unavailable", f"cannot listen for gRPC on {self._host}:{self._port} (port in use?): {cause or ''}"
+                "unavailable",
+                f"cannot listen for gRPC on {self._host}:{self._port} (port in use?): {cause or ''}",
             )
         await server.start()
         for name in ("", *SERVICE_NAMES):
@@ -133,7 +133,7 @@ async def serve_rpc(
     admin_from_anywhere: bool = False,
     grace: float = 5.0,
 ) -> AsyncIterator[RpcAddress]:
-    """Serve HubService, AdminService, health and reflection until the block exits; yields the bound address."""
+    """Serve HubService, AdminService, health and reflection until the block exits; yield the address."""
     async with trio.open_nursery() as nursery:
         bridge = TrioBridge(trio.lowlevel.current_trio_token(), nursery)
         address: RpcAddress | None = None
@@ -142,7 +142,9 @@ async def serve_rpc(
             assert address is not None
             return info(address)
 
-        servicer = HubServicer(engine, bridge, EventNotifier(), node_info, admin_from_anywhere=admin_from_anywhere)
+        servicer = HubServicer(
+            engine, bridge, EventNotifier(), node_info, admin_from_anywhere=admin_from_anywhere
+        )
         thread = _ServerThread(servicer, host, port, grace)
         bound = await trio.to_thread.run_sync(thread.start)
         address = RpcAddress(host, bound)

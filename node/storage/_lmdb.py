@@ -84,8 +84,14 @@ class LmdbStore:
             # sync/metasync on: a commit returns only once it is on disk, so an acknowledged write
             # survives kill -9 and power loss. max_readers covers the gRPC worker threads.
             self._env = lmdb.open(
-                str(path), map_size=map_size, subdir=True, sync=True, metasync=True,
-                readahead=False, max_readers=512, max_dbs=0,
+                str(path),
+                map_size=map_size,
+                subdir=True,
+                sync=True,
+                metasync=True,
+                readahead=False,
+                max_readers=512,
+                max_dbs=0,
             )
         except lmdb.Error as e:
             raise HubError("unavailable.storage_failure", f"cannot open database at {path}: {e}") from e
@@ -132,7 +138,7 @@ class LmdbStore:
                 except lmdb.MapFullError:
                     child.abort()
                     raise
-                except Exception as e:  # noqa: BLE001 - one bad job must not sink its batch-mates
+                except Exception as e:
                     child.abort()
                     results.append(e)
                 else:

@@ -35,7 +35,9 @@ class _Job(Generic[T]):
 class Writer:
     """Serialises all writes; `submit` returns once the write is durable (or raises its HubError)."""
 
-    def __init__(self, store: LmdbStore, *, max_batch: int = DEFAULT_MAX_BATCH, queue: int = DEFAULT_QUEUE) -> None:
+    def __init__(
+        self, store: LmdbStore, *, max_batch: int = DEFAULT_MAX_BATCH, queue: int = DEFAULT_QUEUE
+    ) -> None:
         self._store = store
         self._max_batch = max_batch
         self._send, self._recv = trio.open_memory_channel[_Job[Any]](queue)
@@ -73,7 +75,7 @@ class Writer:
         return [job.result if job.result is not None else HubError("unknown", "write lost") for job in jobs]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The writer loop; run it in the node's nursery. On cancellation, queued jobs fail as shutting down."""
+        """The writer loop, run in the node's nursery. On cancellation queued jobs fail as shutting down."""
         task_status.started()
         try:
             async for first in self._recv:

@@ -131,7 +131,9 @@ def store_of(data: pb.MessageData) -> int:
     try:
         return STORE_OF_TYPE[data.type]
     except KeyError:
-        raise HubError("bad_request.validation_failure.message_type", f"message type {data.type} is not stored") from None
+        raise HubError(
+            "bad_request.validation_failure.message_type", f"message type {data.type} is not stored"
+        ) from None
 
 
 def msg_key(fid: int, store: int, tsh: bytes) -> bytes:

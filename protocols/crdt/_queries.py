@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 
 class _Paged(Protocol):
-    def HasField(self, field_name: str) -> bool: ...  # noqa: N802 - protobuf's name
+    def HasField(self, field_name: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,9 @@ def get_cast(kv: ReadKV, fid: int, digest: bytes) -> pb.Message:
 
 def casts_by_fid(kv: ReadKV, fid: int, page: Page) -> tuple[list[pb.Message], bytes | None]:
     """A fid's live casts in time order."""
-    return _messages_by_fid(kv, fid, rr.STORE_TYPE_CASTS, page, lambda m: m.data.type == pb.MESSAGE_TYPE_CAST_ADD)
+    return _messages_by_fid(
+        kv, fid, rr.STORE_TYPE_CASTS, page, lambda m: m.data.type == pb.MESSAGE_TYPE_CAST_ADD
+    )
 
 
 def casts_by_parent(kv: ReadKV, parent: pb.CastId | str, page: Page) -> tuple[list[pb.Message], bytes | None]:
@@ -182,8 +184,10 @@ def reactions_by_fid(
         fid,
         rr.STORE_TYPE_REACTIONS,
         page,
-        lambda m: m.data.type == pb.MESSAGE_TYPE_REACTION_ADD
-        and (reaction_type is None or m.data.reaction_body.type == reaction_type),
+        lambda m: (
+            m.data.type == pb.MESSAGE_TYPE_REACTION_ADD
+            and (reaction_type is None or m.data.reaction_body.type == reaction_type)
+        ),
     )
 
 
@@ -202,19 +206,26 @@ def reactions_by_target(
 def get_link(kv: ReadKV, fid: int, link_type: str, target_fid: int) -> pb.Message:
     """The live link of `fid` of this type to `target_fid`."""
     return _require(
-        _current(kv, fid, rr.STORE_TYPE_LINKS, link_key_parts(link_type, target_fid), pb.MESSAGE_TYPE_LINK_ADD),
+        _current(
+            kv, fid, rr.STORE_TYPE_LINKS, link_key_parts(link_type, target_fid), pb.MESSAGE_TYPE_LINK_ADD
+        ),
         "link",
     )
 
 
-def links_by_fid(kv: ReadKV, fid: int, link_type: str | None, page: Page) -> tuple[list[pb.Message], bytes | None]:
+def links_by_fid(
+    kv: ReadKV, fid: int, link_type: str | None, page: Page
+) -> tuple[list[pb.Message], bytes | None]:
     """A fid's live links, optionally of one type."""
     return _messages_by_fid(
         kv,
         fid,
         rr.STORE_TYPE_LINKS,
         page,
-        lambda m: m.data.type == pb.MESSAGE_TYPE_LINK_ADD and (link_type is None or m.data.link_body.type == link_type),
+        lambda m: (
+            m.data.type == pb.MESSAGE_TYPE_LINK_ADD
+            and (link_type is None or m.data.link_body.type == link_type)
+        ),
     )
 
 
@@ -226,7 +237,7 @@ def links_by_target(
     return _messages_by_index(kv, T_LINK_BY_TARGET + u64(target_fid), rr.STORE_TYPE_LINKS, page, keep)
 
 
-# ---------------------------------------------------------------------------------------------- user data, verifications
+# ---------------------------------------------------------------------------- user data, verifications
 
 
 def get_user_data(kv: ReadKV, fid: int, user_data_type: int) -> pb.Message:

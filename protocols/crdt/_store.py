@@ -1,4 +1,4 @@
-"""Merge rules of the hub: CRDT conflict resolution, storage limits with pruning, identity, revocation, events.
+"""Merge rules of the hub: CRDT conflicts, storage limits and pruning, identity, revocation, events.
 
 Everything here is synchronous and runs inside one write transaction (`WriteKV`): a merge either applies
 all of its writes and events or raises `HubError` having written nothing. Callers validate a message's
@@ -42,9 +42,9 @@ from protocols.crdt._keys import (
     cast_target_key,
     crdt_key,
     msg_key,
+    reaction_target_key,
     read_u32,
     read_u64,
-    reaction_target_key,
     store_of,
     ts_hash,
     u32,
@@ -53,7 +53,11 @@ from protocols.crdt._keys import (
 )
 from protocols.crdt._kv import ReadKV, WriteKV
 from protocols.errors import HubError
-from protocols.messages._onchain import LEGACY_STORAGE_UNIT_CUTOFF, storage_unit_expiry, validate_onchain_event
+from protocols.messages._onchain import (
+    LEGACY_STORAGE_UNIT_CUTOFF,
+    storage_unit_expiry,
+    validate_onchain_event,
+)
 from protocols.messages._time import FARCASTER_EPOCH
 from protocols.proto import hub_event_pb2 as he
 from protocols.proto import message_pb2 as pb
@@ -149,7 +153,9 @@ def _index_entries(message: pb.Message) -> list[tuple[bytes, bytes]]:
         target = reaction_target_key(d.reaction_body)
         entries.append((T_REACTION_BY_TARGET + target + tsh + u64(fid), bytes([d.reaction_body.type])))
     elif d.type == pb.MESSAGE_TYPE_LINK_ADD:
-        entries.append((T_LINK_BY_TARGET + u64(d.link_body.target_fid) + tsh + u64(fid), d.link_body.type.encode()))
+        entries.append(
+            (T_LINK_BY_TARGET + u64(d.link_body.target_fid) + tsh + u64(fid), d.link_body.type.encode())
+        )
     return entries
 
 
@@ -244,14 +250,15 @@ def check_mergeable(kv: ReadKV, message: pb.Message) -> None:
         raise HubError("bad_request.unknown_fid", f"fid {d.fid} is not registered on this hub")
     if not is_signer_active(kv, d.fid, bytes(message.signer)):
         raise HubError(
-            "bad_request.unknown_signer", f"signer 0x{bytes(message.signer).hex()} is not an active key of fid {d.fid}"
+            "bad_request.unknown_signer",
+            f"signer 0x{bytes(message.signer).hex()} is not an active key of fid {d.fid}",
         )
     if kv.get(T_HASH + u64(d.fid) + bytes(message.hash)) is not None:
         raise HubError("bad_request.duplicate", f"message 0x{bytes(message.hash).hex()} is already merged")
 
 
 def merge_message(kv: WriteKV, message: pb.Message, *, now_ms: int) -> list[he.HubEvent]:
-    """Merge a validated message; return the events it produced. Raises HubError and writes nothing on rejection."""
+    """Merge a validated message and return its events; on rejection raise HubError having written nothing."""
     check_mergeable(kv, message)
     d = message.data
     fid, digest = d.fid, bytes(message.hash)
@@ -275,7 +282,9 @@ def merge_message(kv: WriteKV, message: pb.Message, *, now_ms: int) -> list[he.H
     to_prune = _oldest(kv, fid, store, count_after - limit, held) if count_after > limit else []
     if to_prune and tsh < to_prune[-1]:
         # The incoming message is among the oldest: it would be pruned at once, so it changes nothing.
-        raise HubError("bad_request.prunable", f"fid {fid}'s store is full and this message is older than all kept")
+        raise HubError(
+            "bad_request.prunable", f"fid {fid}'s store is full and this message is older than all kept"
+        )
 
     log = _EventLog(kv, now_ms)
     if existing is not None:
@@ -307,7 +316,7 @@ class Revocation:
 
 
 def merge_onchain_event(kv: WriteKV, event: oc.OnChainEvent, *, now_ms: int) -> list[he.HubEvent]:
-    """Apply an identity event (register, signer add/remove, storage rent); revoke a removed signer's messages."""
+    """Apply an identity event (register, signer add/remove, rent); revoke a removed signer's messages."""
     validate_onchain_event(event)
     seen = T_ONCHAIN_SEEN + bytes(event.transaction_hash) + u32(event.log_index)
     if kv.get(seen) is not None:
@@ -345,7 +354,11 @@ def merge_onchain_event(kv: WriteKV, event: oc.OnChainEvent, *, now_ms: int) -> 
                 if message is not None:
                     revoke.append(message)
     kv.put(
-        T_ONCHAIN + u64(fid) + bytes([event.type]) + u32(event.block_number) + u32(event.log_index)
+        T_ONCHAIN
+        + u64(fid)
+        + bytes([event.type])
+        + u32(event.block_number)
+        + u32(event.log_index)
         + bytes(event.transaction_hash),
         event.SerializeToString(),
     )

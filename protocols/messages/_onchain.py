@@ -19,7 +19,9 @@ LEGACY_STORAGE_UNIT_CUTOFF: Final = 1_724_889_600
 ONE_YEAR_SECONDS: Final = 365 * 24 * 60 * 60
 
 
-def _base_event(kind: int, fid: int, block_number: int, block_timestamp: int, log_index: int) -> oc.OnChainEvent:
+def _base_event(
+    kind: int, fid: int, block_number: int, block_timestamp: int, log_index: int
+) -> oc.OnChainEvent:
     return oc.OnChainEvent(
         type=kind,  # type: ignore[arg-type]
         chain_id=0,
@@ -61,18 +63,30 @@ def make_account_events(
     )
     events.append(rent)
     for i, key in enumerate(signer_keys):
-        events.append(make_signer_event(fid, key, add=True, block_timestamp=block_timestamp,
-                                        block_number=number, log_index=2 + i))
+        events.append(
+            make_signer_event(
+                fid, key, add=True, block_timestamp=block_timestamp, block_number=number, log_index=2 + i
+            )
+        )
     return events
 
 
 def make_signer_event(
-    fid: int, key: bytes, *, add: bool, block_timestamp: int, block_number: int | None = None, log_index: int = 0
+    fid: int,
+    key: bytes,
+    *,
+    add: bool,
+    block_timestamp: int,
+    block_number: int | None = None,
+    log_index: int = 0,
 ) -> oc.OnChainEvent:
     """A SIGNER event adding (or removing) the 32-byte Ed25519 `key` for `fid`."""
     event = _base_event(
-        oc.EVENT_TYPE_SIGNER, fid, block_timestamp if block_number is None else block_number,
-        block_timestamp, log_index,
+        oc.EVENT_TYPE_SIGNER,
+        fid,
+        block_timestamp if block_number is None else block_number,
+        block_timestamp,
+        log_index,
     )
     event.signer_event_body.CopyFrom(
         oc.SignerEventBody(
@@ -86,6 +100,7 @@ def make_signer_event(
 
 def validate_onchain_event(event: oc.OnChainEvent) -> oc.OnChainEvent:
     """Check an event's shape (types, sizes, body matching type); raise `HubError` if malformed."""
+
     def bad(msg: str) -> HubError:
         return HubError("bad_request.invalid_param", f"on-chain event: {msg}")
 
@@ -100,7 +115,8 @@ def validate_onchain_event(event: oc.OnChainEvent) -> oc.OnChainEvent:
         if body != "id_register_event_body":
             raise bad("ID_REGISTER needs id_register_event_body")
         if event.id_register_event_body.event_type not in (
-            oc.ID_REGISTER_EVENT_TYPE_REGISTER, oc.ID_REGISTER_EVENT_TYPE_TRANSFER,
+            oc.ID_REGISTER_EVENT_TYPE_REGISTER,
+            oc.ID_REGISTER_EVENT_TYPE_TRANSFER,
             oc.ID_REGISTER_EVENT_TYPE_CHANGE_RECOVERY,
         ):
             raise bad("unknown id register event type")
@@ -110,8 +126,11 @@ def validate_onchain_event(event: oc.OnChainEvent) -> oc.OnChainEvent:
         if body != "signer_event_body":
             raise bad("SIGNER needs signer_event_body")
         sb = event.signer_event_body
-        if sb.event_type not in (oc.SIGNER_EVENT_TYPE_ADD, oc.SIGNER_EVENT_TYPE_REMOVE,
-                                 oc.SIGNER_EVENT_TYPE_ADMIN_RESET):
+        if sb.event_type not in (
+            oc.SIGNER_EVENT_TYPE_ADD,
+            oc.SIGNER_EVENT_TYPE_REMOVE,
+            oc.SIGNER_EVENT_TYPE_ADMIN_RESET,
+        ):
             raise bad("unknown signer event type")
         if sb.key_type != ED25519_KEY_TYPE:
             raise bad("signer key_type must be 1 (Ed25519)")

@@ -59,9 +59,13 @@ async def test_casts_round_trip_and_queries(client: Client, account: Any) -> Non
 
     by_fid = await client.call(client.hub.GetCastsByFid, rr.FidRequest(fid=FID))
     assert {m.hash for m in by_fid.messages} == {parent.hash, reply.hash, url_reply.hash}
-    by_parent = await client.call(client.hub.GetCastsByParent, rr.CastsByParentRequest(parent_cast_id=parent_id))
+    by_parent = await client.call(
+        client.hub.GetCastsByParent, rr.CastsByParentRequest(parent_cast_id=parent_id)
+    )
     assert [m.hash for m in by_parent.messages] == [reply.hash]
-    by_url = await client.call(client.hub.GetCastsByParent, rr.CastsByParentRequest(parent_url="https://example.com/a"))
+    by_url = await client.call(
+        client.hub.GetCastsByParent, rr.CastsByParentRequest(parent_url="https://example.com/a")
+    )
     assert [m.hash for m in by_url.messages] == [url_reply.hash]
     by_mention = await client.call(client.hub.GetCastsByMention, rr.FidRequest(fid=OTHER))
     assert [m.hash for m in by_mention.messages] == [reply.hash]
@@ -70,7 +74,9 @@ async def test_casts_round_trip_and_queries(client: Client, account: Any) -> Non
     await submit(client, f.cast_remove(key, FID, reply.hash))
     err = await rpc_error(client, client.hub.GetCast, pb.CastId(fid=FID, hash=reply.hash))
     assert err.code() == grpc.StatusCode.NOT_FOUND
-    by_parent = await client.call(client.hub.GetCastsByParent, rr.CastsByParentRequest(parent_cast_id=parent_id))
+    by_parent = await client.call(
+        client.hub.GetCastsByParent, rr.CastsByParentRequest(parent_cast_id=parent_id)
+    )
     assert list(by_parent.messages) == []
 
 
@@ -115,7 +121,8 @@ async def test_reactions_links_user_data(client: Client, account: Any) -> None:
         await submit(client, m)
 
     got = await client.call(
-        client.hub.GetReaction, rr.ReactionRequest(fid=FID, reaction_type=pb.REACTION_TYPE_LIKE, target_cast_id=cid)
+        client.hub.GetReaction,
+        rr.ReactionRequest(fid=FID, reaction_type=pb.REACTION_TYPE_LIKE, target_cast_id=cid),
     )
     assert got.hash == like.hash
     likes = await client.call(
@@ -123,7 +130,9 @@ async def test_reactions_links_user_data(client: Client, account: Any) -> None:
         rr.ReactionsByTargetRequest(target_cast_id=cid, reaction_type=pb.REACTION_TYPE_LIKE),
     )
     assert [m.hash for m in likes.messages] == [like.hash]
-    all_on_cast = await client.call(client.hub.GetReactionsByCast, rr.ReactionsByTargetRequest(target_cast_id=cid))
+    all_on_cast = await client.call(
+        client.hub.GetReactionsByCast, rr.ReactionsByTargetRequest(target_cast_id=cid)
+    )
     assert {m.hash for m in all_on_cast.messages} == {like.hash, recast.hash}
     by_fid = await client.call(client.hub.GetReactionsByFid, rr.ReactionsByFidRequest(fid=FID))
     assert len(by_fid.messages) == 3
@@ -132,7 +141,9 @@ async def test_reactions_links_user_data(client: Client, account: Any) -> None:
     )
     assert [m.hash for m in by_url.messages] == [url_like.hash]
 
-    link = await client.call(client.hub.GetLink, rr.LinkRequest(fid=FID, link_type="follow", target_fid=OTHER))
+    link = await client.call(
+        client.hub.GetLink, rr.LinkRequest(fid=FID, link_type="follow", target_fid=OTHER)
+    )
     assert link.hash == follow.hash
     links = await client.call(client.hub.GetLinksByFid, rr.LinksByFidRequest(fid=FID, link_type="follow"))
     assert [m.hash for m in links.messages] == [follow.hash]
@@ -140,16 +151,22 @@ async def test_reactions_links_user_data(client: Client, account: Any) -> None:
     assert [m.hash for m in followers.messages] == [follow.hash]
     # Unfollow with a later timestamp wins (last-write-wins).
     await submit(client, f.link(key, FID, OTHER, remove=True, timestamp=follow.data.timestamp + 1))
-    err = await rpc_error(client, client.hub.GetLink, rr.LinkRequest(fid=FID, link_type="follow", target_fid=OTHER))
+    err = await rpc_error(
+        client, client.hub.GetLink, rr.LinkRequest(fid=FID, link_type="follow", target_fid=OTHER)
+    )
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
-    ud = await client.call(client.hub.GetUserData, rr.UserDataRequest(fid=FID, user_data_type=pb.USER_DATA_TYPE_DISPLAY))
+    ud = await client.call(
+        client.hub.GetUserData, rr.UserDataRequest(fid=FID, user_data_type=pb.USER_DATA_TYPE_DISPLAY)
+    )
     assert ud.data.user_data_body.value == "Alice"
     uds = await client.call(client.hub.GetUserDataByFid, rr.FidRequest(fid=FID))
     assert [m.hash for m in uds.messages] == [display.hash]
     verifs = await client.call(client.hub.GetVerificationsByFid, rr.FidRequest(fid=FID))
     assert list(verifs.messages) == []
-    err = await rpc_error(client, client.hub.GetVerification, rr.VerificationRequest(fid=FID, address=b"\x01" * 20))
+    err = await rpc_error(
+        client, client.hub.GetVerification, rr.VerificationRequest(fid=FID, address=b"\x01" * 20)
+    )
     assert err.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -193,7 +210,9 @@ async def test_validate_and_bulk(client: Client, account: Any) -> None:
     bad = f.cast_add(account, FID, "tampered")
     bad.signature = bytes(64)
     batch = [f.cast_add(account, FID, f"bulk {i}") for i in range(5)]
-    resp = await client.call(client.hub.SubmitBulkMessages, rr.SubmitBulkMessagesRequest(messages=[*batch, bad, batch[0]]))
+    resp = await client.call(
+        client.hub.SubmitBulkMessages, rr.SubmitBulkMessagesRequest(messages=[*batch, bad, batch[0]])
+    )
     kinds = [r.WhichOneof("response") for r in resp.messages]
     assert kinds == ["message"] * 5 + ["message_error"] * 2
     assert resp.messages[5].message_error.errCode == "bad_request.validation_failure.signature"
@@ -202,8 +221,12 @@ async def test_validate_and_bulk(client: Client, account: Any) -> None:
 
 async def test_bad_input_is_rejected_and_node_keeps_serving(client: Client, account: Any) -> None:
     cases = {
-        "bad_request.validation_failure.network": f.cast_add(account, FID, network=pb.FARCASTER_NETWORK_MAINNET),
-        "bad_request.validation_failure.timestamp": f.cast_add(account, FID, timestamp=f.farcaster_now() + 3600),
+        "bad_request.validation_failure.network": f.cast_add(
+            account, FID, network=pb.FARCASTER_NETWORK_MAINNET
+        ),
+        "bad_request.validation_failure.timestamp": f.cast_add(
+            account, FID, timestamp=f.farcaster_now() + 3600
+        ),
         "bad_request.validation_failure.text_too_long": f.cast_add(account, FID, "x" * 321),
         "bad_request.unknown_fid": f.cast_add(account, 4242),
         "bad_request.unknown_signer": f.cast_add(f.new_key(), FID),
@@ -229,8 +252,6 @@ async def test_get_info(node: NodeHandle, client: Client) -> None:
 
 
 async def test_subscribe_replays_and_streams(client: Client, account: Any) -> None:
-    first = await client.call(client.hub.GetEvent, rr.EventRequest(id=1)) if False else None  # noqa: SIM108
-    assert first is None
     existing = f.cast_add(account, FID, "before subscribe")
     await submit(client, existing)
     received: list[he.HubEvent] = []

@@ -103,7 +103,6 @@ class NodeProcess:
 
     def stderr_tail(self, n: int = 20) -> str:
         """The last lines the node logged (for assertion messages)."""
-        self._log.flush()
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
     def _next_line(self, deadline: float) -> str | None:

@@ -1,4 +1,4 @@
-"""Farcaster's own client library (@farcaster/hub-nodejs, installed by `make` into tests/interop) against our hub.
+"""Farcaster's own client library (@farcaster/hub-nodejs, installed by `make` into tests/interop) vs our hub.
 
 This is the wire-compatibility proof: messages built and signed by Farcaster's code (which sends `data`
 without `data_bytes`, serialised by ts-proto in declaration order) are accepted, stored and served back.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
