@@ -3,9 +3,10 @@
     .venv/bin/python bench/bench_ingest.py [--messages N] [--json]      (`make bench` runs it)
 
 Every message is built and signed before any timing starts: distinct casts, reactions and links spread
-round-robin over several fids that a genesis file registers with enough storage units. Each scenario gets a
-fresh node, started as a separate process (`stateless node start`) so the client and the server do not share
-a GIL, and is fed the same messages:
+round-robin over several fids that a genesis file registers with enough storage units, serialised as our
+own builder makes them (`data` and `data_bytes` both set). Each scenario gets a fresh node, started as a
+separate process (`stateless node start`) so the client and the server do not share a GIL, and is fed the
+same messages; the server's CPU is read from /proc, per thread, before and after:
 
 * one-by-one   SubmitMessage from one client, one call in flight (c=1);
 * concurrent   SubmitMessage with `--concurrency` calls in flight (one grpc.aio client);
@@ -19,8 +20,9 @@ measured before and after the scenarios and the faster run is the floor, so rati
 message, which is less sensitive to other load on the machine.
 
 Finally the in-process merge path runs without gRPC (decode + `HubEngine.submit_many`, LMDB in a temp dir):
-once unprofiled and split into stages, once under cProfile (both the trio thread and the writer's worker
-thread) to show where the time goes.
+unprofiled as a whole and stage by stage (best of three), once as a what-if with validation spread over two
+worker threads, and once under cProfile (the trio thread and the writer's worker thread) to show where the
+time goes. "gRPC + bridge" is a scenario's server CPU per message minus that of the in-process path.
 """
 
 from __future__ import annotations
@@ -764,15 +766,19 @@ def render(report: dict[str, Any]) -> str:
         + ", ".join(f"{r['messages'] / r['wall_s']:,.0f} msg/s" for r in floor["runs"])
         + ")",
         "",
-        f"{'scenario':<22}{'msg/s':>9}{'wall s':>9}{'server us/msg':>15}{'client us/msg':>15}"
-        f"{'x floor rate':>14}{'x floor CPU':>13}{'merged':>9}  errors",
+        f"{'scenario':<22}{'msg/s':>9}{'wall s':>9}{'server us/msg':>15}{'1-core msg/s':>14}"
+        f"{'client us/msg':>15}{'x floor rate':>14}{'x floor CPU':>13}{'merged':>9}  errors",
     ]
     for r in report["scenarios"]:
         lines.append(
             f"{r['name']:<22}{r['rate']:>9,.0f}{r['wall_s']:>9.1f}{r['server_cpu_us']:>15,.0f}"
-            f"{r['client_cpu_us']:>15,.0f}{r['x_floor_rate']:>14.2f}{r['x_floor_cpu']:>13.2f}"
-            f"{r['merged']:>9}  {r['errors'] or '-'}"
+            f"{1e6 / r['server_cpu_us']:>14,.0f}{r['client_cpu_us']:>15,.0f}{r['x_floor_rate']:>14.2f}"
+            f"{r['x_floor_cpu']:>13.2f}{r['merged']:>9}  {r['errors'] or '-'}"
         )
+    lines.append(
+        "(1-core msg/s = 1e6 / server us/msg: what the node's CPU cost allows on one dedicated core; "
+        "x floor CPU = server us/msg / floor us/msg)"
+    )
     roles = ("trio loop", "writer worker", "gRPC threads", "exited threads")
     lines += [
         "",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import random
+import time
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import trio
@@ -21,6 +23,8 @@ from google.protobuf.message import Message
 from node.rpc import ERRCODE_KEY
 from node.runner import NodeHandle
 from node.storage import check_consistency
+from protocols import crdt
+from protocols.crdt._keys import T_COUNT, T_MSG
 from protocols.errors import HubError
 from protocols.messages import (
     BODY_FOR_TYPE,
@@ -34,6 +38,7 @@ from protocols.messages import (
     validate_message,
 )
 from protocols.proto import message_pb2 as pb
+from protocols.proto import onchain_event_pb2 as oc
 from protocols.proto import request_response_pb2 as rr
 from tests import factories as f
 from tests.conftest import Client
@@ -87,7 +92,7 @@ SIGNED_TYPES = frozenset(
 
 
 class Fuzzer:
-    """Fuzz inputs from a seeded RNG; each base message is fresh, so a valid mutant is never a duplicate."""
+    """Fuzz inputs from a seeded RNG. Every base message has distinct content, so mutants rarely collide."""
 
     def __init__(self, rng: random.Random, key: Ed25519PrivateKey, stranger: Ed25519PrivateKey) -> None:
         self.rng = rng
@@ -146,7 +151,7 @@ class Fuzzer:
         payload = self.rng.randbytes(self.rng.randrange(0, 40))
         return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
-    def _scalar(self, fd: FieldDescriptor) -> object:
+    def _scalar(self, fd: Any) -> object:
         rng = self.rng
         t = fd.type
         if t == FieldDescriptor.TYPE_STRING:
@@ -156,6 +161,7 @@ class Fuzzer:
         if t == FieldDescriptor.TYPE_BOOL:
             return rng.random() < 0.5
         if t == FieldDescriptor.TYPE_ENUM:
+            assert fd.enum_type is not None
             return rng.choice([v.number for v in fd.enum_type.values] + [99])
         if t in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
             return rng.uniform(-1e6, 1e6)
@@ -347,13 +353,36 @@ def _name(mutate: Callable[[], bytes]) -> str:
     return getattr(mutate, "__name__", "mutation")
 
 
-def expected_valid(raw: bytes, registered_key: bytes, accepted: set[bytes]) -> bool:
-    """Whether the hub should accept `raw`: a valid message by our registered fid and key, not yet stored."""
-    try:
-        m = validate_message(decode_message(raw), network=pb.FARCASTER_NETWORK_DEVNET, now=farcaster_now())
-    except HubError:
-        return False
-    return m.data.fid == FID and bytes(m.signer) == registered_key and bytes(m.hash) not in accepted
+class Mirror:
+    """The expected hub: the same rules applied in-process to a MemoryKV, one submission at a time.
+
+    Predicts each answer (None for success, else the error code), so stateful outcomes such as
+    conflicts and duplicates are checked exactly, and the node's final store is compared with it.
+    """
+
+    def __init__(self) -> None:
+        self.kv = crdt.MemoryKV()
+
+    def apply_onchain(self, event: oc.OnChainEvent) -> None:
+        crdt.merge_onchain_event(self.kv, event, now_ms=int(time.time() * 1000))
+
+    def submit(self, raw: bytes) -> str | None:
+        try:
+            message = validate_message(
+                decode_message(raw), network=pb.FARCASTER_NETWORK_DEVNET, now=farcaster_now()
+            )
+            crdt.merge_message(self.kv, message, now_ms=int(time.time() * 1000))
+        except HubError as e:
+            return e.code
+        return None
+
+
+MESSAGE_TABLES = bytes(range(T_MSG[0], T_COUNT[0] + 1))
+
+
+def message_tables(kv: crdt.ReadKV) -> list[tuple[bytes, bytes]]:
+    """Every entry of the message tables (primary, CRDT, indexes, counters), in key order."""
+    return [item for table in MESSAGE_TABLES for item in kv.scan(bytes([table]))]
 
 
 def independently_valid(stored: pb.Message, registered_key: bytes) -> str | None:
@@ -372,9 +401,11 @@ async def test_fuzz_submit_message(node: NodeHandle, client: Client) -> None:
     rng = random.Random(SEED)
     key, stranger = f.new_key(101), f.new_key(102)
     registered = public_key_bytes(key)
+    mirror = Mirror()
     with trio.fail_after(60):
         for event in f.account(FID, key, units=5):
             await client.call(client.admin.SubmitOnChainEvent, event)
+            mirror.apply_onchain(event)
         before = (await client.call(client.hub.GetInfo, rr.HubInfoRequest())).db_stats.num_messages
 
         submit_raw = client.channel.unary_unary(SUBMIT, request_serializer=None, response_deserializer=None)
@@ -386,33 +417,34 @@ async def test_fuzz_submit_message(node: NodeHandle, client: Client) -> None:
                 return None, e
 
         fuzzer = Fuzzer(rng, key, stranger)
-        accepted: set[bytes] = set()
+        accepted = 0
         outcomes: dict[str, int] = {}
         failures: list[str] = []
         for mutate in fuzzer.cases(CASES):
             raw = mutate()
-            valid = expected_valid(raw, registered, accepted)
+            expected = mirror.submit(raw)
             response, err = await trio.to_thread.run_sync(functools.partial(call, raw))
             where = f"{_name(mutate)} input 0x{raw.hex()}"
             if err is None:
                 assert response is not None
-                stored = pb.Message.FromString(response)
+                accepted += 1
                 outcomes["ok"] = outcomes.get("ok", 0) + 1
-                problem = independently_valid(stored, registered)
-                if not valid or problem is not None:
-                    failures.append(f"accepted an invalid message ({problem or 'oracle: invalid'}): {where}")
-                accepted.add(bytes(stored.hash))
+                problem = independently_valid(pb.Message.FromString(response), registered)
+                if expected is not None or problem is not None:
+                    failures.append(
+                        f"accepted a message expected to fail with {expected} {problem or ''}: {where}"
+                    )
                 fuzzer.accepted.append(raw)
                 continue
-            code = err.code()  # type: ignore[attr-defined]
-            errcode = dict(err.trailing_metadata() or ()).get(ERRCODE_KEY, "")  # type: ignore[attr-defined]
+            code = err.code()
+            errcode = next((str(m.value) for m in err.trailing_metadata() or () if m.key == ERRCODE_KEY), "")
+            details = err.details()
             outcomes[errcode or str(code)] = outcomes.get(errcode or str(code), 0) + 1
-            if code != grpc.StatusCode.INVALID_ARGUMENT or not str(errcode).startswith("bad_request"):
-                failures.append(f"answered {code} errcode {errcode!r} ({err.details()}): {where}")  # type: ignore[attr-defined]
-            elif valid:
-                failures.append(f"rejected a valid message with {errcode} ({err.details()}): {where}")  # type: ignore[attr-defined]
+            if code != grpc.StatusCode.INVALID_ARGUMENT or not errcode.startswith("bad_request"):
+                failures.append(f"answered {code} errcode {errcode!r} ({details}): {where}")
+            elif errcode != expected:
+                failures.append(f"answered {errcode} ({details}), expected {expected or 'success'}: {where}")
         assert not failures, "\n".join(failures[:10])
-        print(outcomes)  # DEBUG
 
         # Enough of each kind of answer that the run means something.
         assert outcomes.get("ok", 0) >= 20, outcomes
@@ -423,10 +455,13 @@ async def test_fuzz_submit_message(node: NodeHandle, client: Client) -> None:
         assert outcomes.get("bad_request.unknown_signer", 0) >= 5, outcomes
         assert outcomes.get("bad_request.duplicate", 0) >= 5, outcomes
 
+        # Nothing but the accepted messages was stored, exactly as the in-process rules store them.
         after = (await client.call(client.hub.GetInfo, rr.HubInfoRequest())).db_stats.num_messages
-        assert after - before == len(accepted)
+        assert before <= after <= before + accepted
+        assert after == crdt.message_count(mirror.kv)
         with node.engine.read() as kv:
             assert check_consistency(kv) == []
+            assert message_tables(kv) == message_tables(mirror.kv)
 
         # Still serving.
         fresh = f.cast_add(key, FID, "after the fuzz")

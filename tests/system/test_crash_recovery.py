@@ -309,7 +309,8 @@ class _Load:
             assert len(self.acked) >= acks, f"workers stopped after {len(self.acked)} acks"
             self.killing = True
             in_flight = self.in_flight
-            # Signal while holding the lock, so no worker sees an ack after `in_flight` was read.
+            # Killed under the lock: no worker starts a call in between, so `in_flight` counts the
+            # submissions that were outstanding when the node died.
             node.proc.send_signal(signal.SIGKILL)
         node.wait()
         for t in workers:
