@@ -94,8 +94,13 @@ def cast_target_key(cast_id: pb.CastId) -> bytes:
 
 
 def url_target_key(url: str) -> bytes:
-    """Index key for a URL used as a parent or reaction target."""
-    return b"u" + url.encode()
+    """Index key for a URL used as a parent or reaction target.
+
+    Length-prefixed: index keys continue after the target, so without the length one URL that is a
+    prefix of another (or one crafted to look like ts|hash|fid bytes) would match the other's scans.
+    """
+    raw = url.encode()
+    return b"u" + len(raw).to_bytes(2, "big") + raw
 
 
 def reaction_target_key(body: pb.ReactionBody) -> bytes:

@@ -312,21 +312,29 @@ def test_removed_key_readded_stays_removed(kv: MemoryKV) -> None:
     assert types(merge_onchain_event(kv, readd, now_ms=NOW_MS)) == [ONCHAIN]
     assert not is_signer_active(kv, 1, public_key_bytes(KEY_A))
     not_found(lambda: get_signer(kv, 1, public_key_bytes(KEY_A)))
-    assert [bytes(e.signer_event_body.key) for e in signers_by_fid(kv, 1, Page())[0]] == [public_key_bytes(KEY_B)]
+    assert [bytes(e.signer_event_body.key) for e in signers_by_fid(kv, 1, Page())[0]] == [
+        public_key_bytes(KEY_B)
+    ]
     rejected(kv, cast_add(KEY_A, 1, timestamp=BASE), "bad_request.unknown_signer")
 
 
 def test_signer_remove_of_never_added_key_blocks_a_later_add(kv: MemoryKV) -> None:
     key = new_key(seed=555)
-    merge_onchain_event(kv, make_signer_event(1, public_key_bytes(key), add=False, block_timestamp=NOW_S), now_ms=NOW_MS)
-    merge_onchain_event(kv, make_signer_event(1, public_key_bytes(key), add=True, block_timestamp=NOW_S), now_ms=NOW_MS)
+    merge_onchain_event(
+        kv, make_signer_event(1, public_key_bytes(key), add=False, block_timestamp=NOW_S), now_ms=NOW_MS
+    )
+    merge_onchain_event(
+        kv, make_signer_event(1, public_key_bytes(key), add=True, block_timestamp=NOW_S), now_ms=NOW_MS
+    )
     assert not is_signer_active(kv, 1, public_key_bytes(key))
 
 
 def test_signer_added_later_becomes_active(kv: MemoryKV) -> None:
     key = new_key(seed=556)
     rejected(kv, cast_add(key, 1, timestamp=BASE), "bad_request.unknown_signer")
-    merge_onchain_event(kv, make_signer_event(1, public_key_bytes(key), add=True, block_timestamp=NOW_S), now_ms=NOW_MS)
+    merge_onchain_event(
+        kv, make_signer_event(1, public_key_bytes(key), add=True, block_timestamp=NOW_S), now_ms=NOW_MS
+    )
     merge(kv, cast_add(key, 1, timestamp=BASE))
 
 
@@ -419,7 +427,9 @@ def test_identity_checks_come_before_duplicate_check(kv: MemoryKV) -> None:
 
 def test_cast_add_merges_and_indexes(kv: MemoryKV) -> None:
     parent = pb.CastId(fid=2, hash=bytes([8]) * 20)
-    m = cast_add(KEY_A, 1, "hi", timestamp=BASE, parent=parent, mentions=[2, 2, 3], mentions_positions=[0, 0, 1])
+    m = cast_add(
+        KEY_A, 1, "hi", timestamp=BASE, parent=parent, mentions=[2, 2, 3], mentions_positions=[0, 0, 1]
+    )
     events = merge(kv, m)
     assert types(events) == [MERGE]
     assert events[0].merge_message_body.message.hash == m.hash
@@ -546,7 +556,9 @@ KINDS = [
         _reaction_add,
         lambda ts: reaction(KEY_B, 1, TARGET, remove=True, timestamp=ts),
         lambda kv: get_reaction(kv, 1, pb.REACTION_TYPE_LIKE, TARGET),
-        lambda kv: reactions_by_fid(kv, 1, None, Page())[0] + reactions_by_target(kv, TARGET, None, Page())[0],
+        lambda kv: (
+            reactions_by_fid(kv, 1, None, Page())[0] + reactions_by_target(kv, TARGET, None, Page())[0]
+        ),
     ),
     Kind(
         "link",
@@ -811,7 +823,9 @@ def test_lww_store_limits(kv: MemoryKV) -> None:
     assert events[1].prune_message_body.message.hash == bio.hash
     not_found(lambda: get_user_data(kv, 1, pb.USER_DATA_TYPE_BIO))
     # The slot is free again, but an older value than everything kept is prunable.
-    rejected(kv, user_data(KEY_A, 1, pb.USER_DATA_TYPE_BIO, "older", timestamp=BASE - 1), "bad_request.prunable")
+    rejected(
+        kv, user_data(KEY_A, 1, pb.USER_DATA_TYPE_BIO, "older", timestamp=BASE - 1), "bad_request.prunable"
+    )
     newer_bio = user_data(KEY_A, 1, pb.USER_DATA_TYPE_BIO, "newer", timestamp=BASE + 3)
     events = merge(kv, newer_bio)
     assert types(events) == [MERGE, PRUNE]
@@ -843,6 +857,8 @@ def test_expired_units_shrink_the_store_at_the_next_merge() -> None:
         merge(kv, m)
     later_ms = (NOW_S + 2000) * 1000
     assert store_limit(kv, 1, CASTS, later_ms // 1000) == 3
+    # Four must go: a message older than the fourth oldest would be pruned at once.
+    rejected(kv, cast_add(KEY_A, 1, "between", timestamp=BASE + 2), "bad_request.prunable", now_ms=later_ms)
     newest = casts(1, start=10)[0]
     events = merge(kv, newest, now_ms=later_ms)
     assert types(events) == [MERGE] + [PRUNE] * 4

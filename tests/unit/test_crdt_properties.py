@@ -92,7 +92,11 @@ def slot(m: pb.Message) -> tuple[object, ...]:
         key = bytes(d.cast_remove_body.target_hash)
     elif t in (pb.MESSAGE_TYPE_REACTION_ADD, pb.MESSAGE_TYPE_REACTION_REMOVE):
         b = d.reaction_body
-        target = b.target_url if b.WhichOneof("target") == "target_url" else (b.target_cast_id.fid, b.target_cast_id.hash)
+        target = (
+            b.target_url
+            if b.WhichOneof("target") == "target_url"
+            else (b.target_cast_id.fid, b.target_cast_id.hash)
+        )
         key = (b.type, target)
     elif t in (pb.MESSAGE_TYPE_LINK_ADD, pb.MESSAGE_TYPE_LINK_REMOVE):
         key = (d.link_body.type, d.link_body.target_fid)
@@ -346,7 +350,9 @@ PRUNE_CODES = frozenset({"bad_request.duplicate", "bad_request.conflict", "bad_r
     st.integers(1, 5),
     st.integers(1, 4),
 )
-def test_pruning_keeps_the_newest_winners(orders: tuple[list[int], list[int]], cast_limit: int, reaction_limit: int) -> None:
+def test_pruning_keeps_the_newest_winners(
+    orders: tuple[list[int], list[int]], cast_limit: int, reaction_limit: int
+) -> None:
     first, second = ([PRUNE_POOL[i] for i in order] for order in orders)
     limits = {rr.STORE_TYPE_CASTS: cast_limit, rr.STORE_TYPE_REACTIONS: reaction_limit}
     with pytest.MonkeyPatch.context() as mp:

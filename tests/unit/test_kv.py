@@ -128,7 +128,14 @@ def test_scan_of_empty_store(kv: WriteKV) -> None:
 
 def test_after_is_strict_forward(kv: WriteKV) -> None:
     fill(kv)
-    assert keys_of(kv.scan(b"a", after=b"a")) == [b"a\x00", b"a\x01", b"ab", b"a\xff", b"a\xff\x00", b"a\xff\xff"]
+    assert keys_of(kv.scan(b"a", after=b"a")) == [
+        b"a\x00",
+        b"a\x01",
+        b"ab",
+        b"a\xff",
+        b"a\xff\x00",
+        b"a\xff\xff",
+    ]
     assert keys_of(kv.scan(b"a", after=b"a\xff")) == [b"a\xff\x00", b"a\xff\xff"]
     assert keys_of(kv.scan(b"a", after=b"a\xff\xff")) == []
     # A key that is not stored: start at the next stored one.
@@ -149,7 +156,11 @@ def test_after_is_strict_reverse(kv: WriteKV) -> None:
     assert keys_of(kv.scan(b"a", after=b"a", reverse=True)) == []
     assert keys_of(kv.scan(b"a", after=b"a\x02", reverse=True)) == [b"a\x01", b"a\x00", b"a"]
     # `after` beyond the last key of the prefix, still inside it.
-    assert keys_of(kv.scan(b"a\xff", after=b"a\xff\xff\xff", reverse=True)) == [b"a\xff\xff", b"a\xff\x00", b"a\xff"]
+    assert keys_of(kv.scan(b"a\xff", after=b"a\xff\xff\xff", reverse=True)) == [
+        b"a\xff\xff",
+        b"a\xff\x00",
+        b"a\xff",
+    ]
 
 
 def test_after_walks_pages_like_a_token(kv: WriteKV) -> None:
