@@ -620,7 +620,10 @@ def register(subparsers: Any) -> None:
         description="Stream hub events, one JSON object per line, until Ctrl-C.",
     )
     subscribe.add_argument(
-        "--from-id", type=non_negative_int_arg, metavar="N", help="replay retained events from this id on"
+        "--from-id",
+        type=positive_int_arg,
+        metavar="N",
+        help="first replay the retained events from id N on (default: only new events)",
     )
     subscribe.add_argument(
         "--type",

@@ -277,5 +277,8 @@ def format_rpc_error(err: grpc.RpcError, target: str) -> str:
         return f"cannot reach hub at {target} (UNAVAILABLE)"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED and errcode is None:
         return f"hub at {target} did not answer in time (DEADLINE_EXCEEDED; see --timeout)"
+    if errcode is not None and details and details.startswith(f"{errcode}: "):
+        # Hubs often repeat the code at the start of the details; say it once.
+        details = details[len(errcode) + 2 :]
     text = name if errcode is None else f"{name} ({errcode})"
     return f"{text}: {details}" if details else text
