@@ -100,6 +100,8 @@ def url_target_key(url: str) -> bytes:
     prefix of another (or one crafted to look like ts|hash|fid bytes) would match the other's scans.
     """
     raw = url.encode()
+    if len(raw) > 1024:  # stored URLs are <= 256 bytes; longer ones can only be bad queries
+        raise HubError("bad_request.invalid_param", "url too long")
     return b"u" + len(raw).to_bytes(2, "big") + raw
 
 

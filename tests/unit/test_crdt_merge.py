@@ -492,6 +492,17 @@ def test_duplicate_cast(kv: MemoryKV) -> None:
     check_counts(kv)
 
 
+def test_same_data_signed_by_another_key_is_a_duplicate(kv: MemoryKV) -> None:
+    # The hash covers only the data, so which signer's copy is kept depends on arrival order (as in
+    # Farcaster); the second copy changes nothing.
+    by_a = cast_add(KEY_A, 1, "same", timestamp=BASE)
+    by_b = cast_add(KEY_B, 1, "same", timestamp=BASE)
+    assert by_a.hash == by_b.hash and by_a.signer != by_b.signer
+    merge(kv, by_a)
+    rejected(kv, by_b, "bad_request.duplicate")
+    assert stored(kv)[0].signer == public_key_bytes(KEY_A)
+
+
 def test_two_removes_of_one_cast_keep_the_later(kv: MemoryKV) -> None:
     add = cast_add(KEY_A, 1, timestamp=BASE)
     early = cast_remove(KEY_A, 1, add.hash, timestamp=BASE + 1)

@@ -219,6 +219,7 @@ def _mixed_pool() -> list[pb.Message]:
     d0 = cast_add(KEY_C, 2, "d0", timestamp=T + 1, mentions=[1], mentions_positions=[0])
     c1 = cast_add(KEY_B, 1, "c1", timestamp=T + 1, parent=pb.CastId(fid=2, hash=d0.hash))
     c2 = cast_add(KEY_A, 1, "c2", timestamp=T + 2, mentions=[2, 1], mentions_positions=[0, 1])
+    c3 = cast_add(KEY_B, 1, "c3", timestamp=T + 6, parent=url)
     d1 = cast_add(KEY_C, 2, "d1", timestamp=T + 4, parent=url)
     target = pb.CastId(fid=2, hash=d0.hash)
     like_url2 = reaction(KEY_C, 2, url2, timestamp=T + 5)
@@ -227,6 +228,7 @@ def _mixed_pool() -> list[pb.Message]:
         c0,
         c1,
         c2,
+        c3,
         d0,
         d1,
         cast_remove(KEY_A, 1, c0.hash, timestamp=T),  # same timestamp as its target
@@ -235,6 +237,7 @@ def _mixed_pool() -> list[pb.Message]:
         # so the same data signed by another key would be a duplicate, not a second remove.)
         reencoded(cast_remove(KEY_A, 1, c1.hash, timestamp=T + 5), KEY_A),
         cast_remove(KEY_A, 1, bytes([9]) * 20, timestamp=T + 3),  # target never seen
+        cast_remove(KEY_A, 1, c3.hash, timestamp=T + 2),  # older than its target: remove-wins all the same
         cast_remove(KEY_C, 2, d1.hash, timestamp=T + 6),
         reaction(KEY_A, 1, target, timestamp=T),
         reaction(KEY_A, 1, target, remove=True, timestamp=T),  # tie: remove beats add
@@ -277,12 +280,17 @@ def test_pool_messages_are_distinct_and_conflict_somewhere() -> None:
     assert len({bytes(m.hash) for m in PRUNE_POOL}) == len(PRUNE_POOL)
 
 
+def two_orders(pool_size: int) -> st.SearchStrategy[tuple[list[int], list[int]]]:
+    """A random subset of the pool plus a few repeats (duplicates), in two independent arrival orders."""
+    subset = st.tuples(
+        st.lists(st.booleans(), min_size=pool_size, max_size=pool_size),
+        st.lists(st.integers(0, pool_size - 1), max_size=6),
+    ).map(lambda t: [i for i, keep in enumerate(t[0]) if keep] + t[1])
+    return subset.flatmap(lambda xs: st.tuples(st.permutations(xs), st.permutations(xs)))
+
+
 @settings(max_examples=150, deadline=None)
-@given(
-    st.lists(st.integers(0, len(POOL) - 1), max_size=2 * len(POOL)).flatmap(
-        lambda xs: st.tuples(st.permutations(xs), st.permutations(xs))
-    )
-)
+@given(two_orders(len(POOL)))
 def test_any_arrival_order_gives_the_same_store(orders: tuple[list[int], list[int]]) -> None:
     first, second = ([POOL[i] for i in order] for order in orders)
     kv1 = run(first, OK_CODES)
@@ -344,9 +352,7 @@ PRUNE_CODES = frozenset({"bad_request.duplicate", "bad_request.conflict", "bad_r
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.integers(0, len(PRUNE_POOL) - 1), max_size=2 * len(PRUNE_POOL)).flatmap(
-        lambda xs: st.tuples(st.permutations(xs), st.permutations(xs))
-    ),
+    two_orders(len(PRUNE_POOL)),
     st.integers(1, 5),
     st.integers(1, 4),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import struct
 import time
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,6 +26,7 @@ from protocols.crdt import (
     fids,
     get_cast,
     get_event,
+    get_reaction,
     id_register_event,
     last_event_id,
     links_by_fid,
@@ -252,17 +254,29 @@ def test_casts_by_parent_url_that_extends_another(kv: MemoryKV) -> None:
     assert hashes(casts_by_parent(kv, "https://example.com/ab", Page())[0]) == [bytes(long.hash)]
 
 
-def _cast_whose_key_suffix_is_utf8(fid: int, key: Ed25519PrivateKey) -> tuple[pb.Message, str]:
-    """A cast whose timestamp|hash|fid bytes happen to be valid UTF-8 (1 in ~10^5 casts; seed pre-found)."""
-    ts = 0x0A414243  # "\nABC": an ASCII timestamp in 2026
-    for n in range(17588, 10**7):
-        m = cast_add(key, fid, f"victim {n}", timestamp=ts)
+def test_reactions_by_target_url_that_extends_another(kv: MemoryKV) -> None:
+    short = reaction(KEY_A, 1, "https://example.com/a", timestamp=BASE)
+    long = reaction(KEY_B, 2, "https://example.com/ab", timestamp=BASE + 1)
+    merge(kv, short)
+    merge(kv, long)
+    assert hashes(reactions_by_target(kv, "https://example.com/a", None, Page())[0]) == [bytes(short.hash)]
+    assert hashes(reactions_by_target(kv, "https://example.com/ab", None, Page())[0]) == [bytes(long.hash)]
+
+
+def test_query_by_oversized_url_fails_cleanly(kv: MemoryKV) -> None:
+    url = "https://example.com/" + "a" * 70_000
+    queries: list[Callable[[], object]] = [
+        lambda: casts_by_parent(kv, url, Page()),
+        lambda: reactions_by_target(kv, url, None, Page()),
+        lambda: get_reaction(kv, 1, LIKE, url),
+    ]
+    for query in queries:
         try:
-            suffix = (struct.pack(">I", ts) + bytes(m.hash) + struct.pack(">Q", fid)).decode()
-        except UnicodeDecodeError:
-            continue
-        return m, suffix
-    raise AssertionError("unreachable")
+            result = query()
+        except HubError as e:
+            assert e.code in ("bad_request.invalid_param", "not_found")
+        else:
+            assert result == ([], None)
 
 
 SPOOF_TS = 0x0A414243  # "\nABC" as big-endian bytes: an ASCII timestamp in 2026
