@@ -59,7 +59,8 @@ if str(REPO) not in sys.path:  # run as a script from a source tree without `pip
 import blake3  # noqa: E402
 import grpc  # noqa: E402
 import trio  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from nacl.bindings import crypto_sign_open  # noqa: E402
 
 from node.engine import HubEngine  # noqa: E402
 from node.genesis import load_genesis  # noqa: E402
@@ -169,11 +170,15 @@ class Floor:
 
 
 def crypto_floor(messages: Sequence[pb.Message]) -> Floor:
-    """BLAKE3-160 of data_bytes and Ed25519 verify of the hash, as raw as the libraries allow."""
+    """BLAKE3-160 of data_bytes and Ed25519 verify of the hash, as raw as the libraries allow.
+
+    Ed25519 through libsodium (PyNaCl's binding), the fastest verifier available to Python here and the
+    one the node uses; OpenSSL's via pyca/cryptography takes about twice as long on this machine.
+    """
     t0, c0 = time.perf_counter(), time.thread_time()
     for m in messages:
         digest = blake3.blake3(m.data_bytes).digest(length=20)
-        Ed25519PublicKey.from_public_bytes(m.signer).verify(m.signature, digest)
+        crypto_sign_open(m.signature + digest, m.signer)
     return Floor(len(messages), time.perf_counter() - t0, time.thread_time() - c0)
 
 
@@ -455,6 +460,7 @@ async def _engine(store: LmdbStore, nursery: trio.Nursery, genesis: Path) -> Hub
     writer = Writer(store)
     await nursery.start(writer.run)
     engine = HubEngine(store, writer, network=DEVNET)
+    await nursery.start(engine.run)
     for event in load_genesis(genesis, network_name="devnet"):
         await engine.submit_onchain_event(event)
     return engine

@@ -1,17 +1,25 @@
 """The hub engine: validate, merge and read messages and identity events over the node's database.
 
-Stateless checks (hash, signature, limits) run on the trio thread before a message is queued; the
-stateful merge (signer, conflicts, storage limits) runs inside the writer's transaction, so two racing
-submissions can never both win. Reads use LMDB snapshots and are safe from any thread.
+Stateless checks (hash, signature, limits) run before a message is queued: batches on worker threads
+(libsodium releases the GIL while verifying, so a second core does real work), single messages from
+concurrent callers coalesced into such batches by `run`. The stateful merge (signer, conflicts, storage
+limits) runs inside the writer's transaction, so two racing submissions can never both win. Reads use
+LMDB snapshots and are safe from any thread.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
+from typing import Final
+
+import trio
 
 from node.storage import LmdbStore, TxnKV, Writer
 from protocols import crdt
@@ -22,6 +30,31 @@ from protocols.proto import message_pb2 as pb
 from protocols.proto import onchain_event_pb2 as oc
 
 log = logging.getLogger("stateless.engine")
+
+#: Below this many messages a batch is validated on the trio thread (a lone message: the hop costs more).
+INLINE_CHECK_MAX: Final = 2
+#: Most messages one coalesced batch of single submissions holds.
+COALESCE_MAX: Final = 1000
+#: Coalesced batches validated or waiting for their commit at once (pipelining depth).
+BATCHES_IN_FLIGHT: Final = 4
+
+
+def check_batch(messages: Sequence[pb.Message], *, network: int, now: int) -> list[pb.Message | HubError]:
+    """Stateless validation of each message, in order; thread-safe (each message is touched once)."""
+    out: list[pb.Message | HubError] = []
+    for message in messages:
+        try:
+            out.append(validate_message(message, network=network, now=now))
+        except HubError as e:
+            out.append(e)
+    return out
+
+
+@dataclass(eq=False)
+class _Pending:
+    message: pb.Message
+    done: trio.Event = field(default_factory=trio.Event)
+    result: pb.Message | HubError | None = None
 
 
 class HubEngine:
@@ -36,6 +69,55 @@ class HubEngine:
         self.clock = clock
         self.merged = 0
         self.rejected: dict[str, int] = {}
+        self._workers = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
+        self._send, self._recv = trio.open_memory_channel[_Pending](COALESCE_MAX * BATCHES_IN_FLIGHT)
+        self._running = False
+        self._stopped = False
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Coalesce concurrent single submissions into batches (run in the node's nursery).
+
+        While one batch waits for its commit the next is validated, up to BATCHES_IN_FLIGHT at once.
+        On cancellation every queued submission fails as shutting down.
+        """
+        self._running = True
+        in_flight = trio.Semaphore(BATCHES_IN_FLIGHT)
+        try:
+            async with trio.open_nursery() as nursery:
+                task_status.started()
+                async for first in self._recv:
+                    batch = [first]
+                    while len(batch) < COALESCE_MAX:
+                        try:
+                            batch.append(self._recv.receive_nowait())
+                        except trio.WouldBlock:
+                            break
+                    await in_flight.acquire()
+                    nursery.start_soon(self._submit_pending, batch, in_flight)
+        finally:
+            self._stopped = True
+            self._send.close()
+            err = HubError("unavailable.shutting_down", "the hub is shutting down")
+            while True:
+                try:
+                    pending = self._recv.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                    break
+                pending.result = err
+                pending.done.set()
+
+    async def _submit_pending(self, batch: list[_Pending], in_flight: trio.Semaphore) -> None:
+        try:
+            results: list[pb.Message | HubError] = await self.submit_many([p.message for p in batch])
+        except HubError as e:
+            results = [e] * len(batch)
+        except Exception as e:  # a bug must fail these submissions, not the node
+            results = [self._internal(e)] * len(batch)
+        finally:
+            in_flight.release()
+        for pending, result in zip(batch, results, strict=True):
+            pending.result = result
+            pending.done.set()
 
     # ------------------------------------------------------------------------------------- messages
 
@@ -46,6 +128,31 @@ class HubEngine:
         except HubError as e:
             self._count_reject(e)
             raise
+
+    async def check_many(self, messages: Sequence[pb.Message]) -> list[pb.Message | HubError]:
+        """`check` for a batch, spread over worker threads; one result per message, in order."""
+        now = to_farcaster_time(self.clock())
+        if len(messages) < INLINE_CHECK_MAX:
+            results = check_batch(messages, network=self.network, now=now)
+        else:
+            parts = min(int(self._workers.total_tokens), math.ceil(len(messages) / INLINE_CHECK_MAX))
+            size = math.ceil(len(messages) / parts)
+            chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
+            done: list[list[pb.Message | HubError]] = [[] for _ in chunks]
+
+            async def check_chunk(k: int) -> None:
+                done[k] = await trio.to_thread.run_sync(
+                    partial(check_batch, chunks[k], network=self.network, now=now), limiter=self._workers
+                )
+
+            async with trio.open_nursery() as nursery:
+                for k in range(len(chunks)):
+                    nursery.start_soon(check_chunk, k)
+            results = [r for part in done for r in part]
+        for r in results:
+            if isinstance(r, HubError):
+                self._count_reject(r)
+        return results
 
     def validate(self, raw: bytes) -> pb.Message:
         """Everything a submit would check, without storing: ValidateMessage."""
@@ -64,30 +171,40 @@ class HubEngine:
         return await self.submit(message)
 
     async def submit(self, message: pb.Message) -> pb.Message:
-        """Validate and durably merge one decoded message; returns it as stored."""
-        message = self.check(message)
-        try:
-            await self.writer.submit(partial(self._merge, message))
-        except HubError as e:
-            self._count_reject(e)
-            raise
-        self.merged += 1
-        return message
+        """Validate and durably merge one decoded message; returns it as stored.
 
-    async def submit_many(self, messages: list[pb.Message]) -> list[pb.Message | HubError]:
+        With `run` active, concurrent calls share batches (validation off the trio thread, one writer
+        job list per batch); without it the message goes through `submit_many` alone.
+        """
+        result: pb.Message | HubError | None
+        if not self._running:
+            [result] = await self.submit_many([message])
+        else:
+            if self._stopped:
+                raise HubError("unavailable.shutting_down", "the hub is shutting down")
+            pending = _Pending(message)
+            try:
+                await self._send.send(pending)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                raise HubError("unavailable.shutting_down", "the hub is shutting down") from None
+            await pending.done.wait()
+            result = pending.result
+        if isinstance(result, HubError):
+            raise result
+        assert result is not None
+        return result
+
+    async def submit_many(self, messages: Sequence[pb.Message]) -> list[pb.Message | HubError]:
         """Validate and merge a batch (SubmitBulkMessages): one result per message, in order."""
-        out: list[pb.Message | HubError] = []
+        out = await self.check_many(messages)
         ops: list[Callable[[TxnKV], list[he.HubEvent]]] = []
         slots: list[int] = []
-        for message in messages:
-            try:
-                checked = self.check(message)
-            except HubError as e:
-                out.append(e)
-                continue
-            slots.append(len(out))
-            out.append(checked)
-            ops.append(partial(self._merge, checked))
+        for slot, checked in enumerate(out):
+            if isinstance(checked, pb.Message):
+                slots.append(slot)
+                ops.append(partial(self._merge, checked))
+        if not ops:
+            return out
         results = await self.writer.submit_many(ops)
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, BaseException):

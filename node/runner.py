@@ -122,6 +122,7 @@ async def open_node(
                 writer = Writer(store)
                 await core.start(writer.run)
                 engine = HubEngine(store, writer, network=config.network, clock=clock)
+                await core.start(engine.run)
                 try:
                     await _apply_genesis(engine, config)
                     async with open_host(

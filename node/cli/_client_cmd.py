@@ -621,9 +621,10 @@ def register(subparsers: Any) -> None:
     )
     subscribe.add_argument(
         "--from-id",
-        type=positive_int_arg,
+        type=non_negative_int_arg,
         metavar="N",
-        help="first replay the retained events from id N on (default: only new events)",
+        help="first replay the retained events from id N on; 0 replays all retained events "
+        "(default: only new events)",
     )
     subscribe.add_argument(
         "--type",

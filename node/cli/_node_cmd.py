@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -67,6 +68,13 @@ def configure_logging(level_name: str) -> None:
     # basicConfig leaves an already configured root logger (an embedding app, pytest) alone.
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
     logging.getLogger().setLevel(level)
+    if not os.environ.get("LIBP2P_DEBUG"):
+        # py-libp2p detaches its "libp2p" logger (no handler, no propagation) unless LIBP2P_DEBUG is set,
+        # so its warnings would bypass our format. Route them through ours; its info and debug output
+        # is too chatty for a node log, so it stays at WARNING (LIBP2P_DEBUG=... gives the full detail).
+        libp2p_log = logging.getLogger("libp2p")
+        libp2p_log.propagate = True
+        libp2p_log.setLevel(max(level, logging.WARNING))
 
 
 def _only_keyboard_interrupts(exc: BaseException) -> bool:

@@ -20,7 +20,7 @@ from node.rpc._bridge import TrioBridge
 from node.rpc._handlers import Ctx, abort, stream, unary, unary_raw
 from protocols import crdt
 from protocols.errors import HubError
-from protocols.messages import decode_message
+from protocols.messages import decode_message, split_messages
 from protocols.proto import hub_event_pb2 as he
 from protocols.proto import message_pb2 as pb
 from protocols.proto import onchain_event_pb2 as oc
@@ -146,25 +146,26 @@ class HubServicer:
     async def submit_message(self, raw: bytes, _ctx: Ctx) -> pb.Message:
         return await self.bridge.call(self.engine.submit_raw, raw)
 
-    async def submit_bulk(
-        self, request: rr.SubmitBulkMessagesRequest, _ctx: Ctx
-    ) -> rr.SubmitBulkMessagesResponse:
-        if len(request.messages) > MAX_BULK:
+    async def submit_bulk(self, raw: bytes, _ctx: Ctx) -> rr.SubmitBulkMessagesResponse:
+        # Raw bytes: each message is decoded from exactly what its client sent (see split_messages).
+        raws = split_messages(raw)
+        if len(raws) > MAX_BULK:
             raise HubError("bad_request.invalid_param", f"at most {MAX_BULK} messages per bulk request")
         decoded: list[pb.Message | HubError] = []
-        for m in request.messages:
+        for m in raws:
             try:
-                decoded.append(decode_message(m.SerializeToString()))
+                decoded.append(decode_message(m))
             except HubError as e:
                 decoded.append(e)
         valid = [m for m in decoded if isinstance(m, pb.Message)]
         merged = iter(await self.bridge.call(self.engine.submit_many, valid))
         response = rr.SubmitBulkMessagesResponse()
-        for original, item in zip(request.messages, decoded, strict=True):
+        for item in decoded:
             result = next(merged) if isinstance(item, pb.Message) else item
             entry = response.messages.add()
             if isinstance(result, HubError):
-                entry.message_error.hash = original.hash
+                if isinstance(item, pb.Message):
+                    entry.message_error.hash = item.hash
                 entry.message_error.errCode = result.code
                 entry.message_error.message = result.message
             else:
@@ -338,7 +339,10 @@ class HubServicer:
         wake = self.notifier.register()
         try:
             with self.engine.read() as kv:
-                if r.HasField("from_id") and r.from_id > 0:
+                if r.HasField("from_id") and r.from_id == 0:
+                    # Like Hubble: an explicit 0 replays everything still retained.
+                    cursor = crdt.events_pruned_to(kv)
+                elif r.HasField("from_id"):
                     if r.from_id <= crdt.events_pruned_to(kv):
                         raise HubError(
                             "bad_request.invalid_param",
@@ -377,7 +381,7 @@ class HubServicer:
         """Generic handlers for HubService and AdminService (paths without a proto package)."""
         hub: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
             "SubmitMessage": unary_raw("SubmitMessage", self.submit_message),
-            "SubmitBulkMessages": unary("SubmitBulkMessages", rr.SubmitBulkMessagesRequest, self.submit_bulk),
+            "SubmitBulkMessages": unary_raw("SubmitBulkMessages", self.submit_bulk),
             "ValidateMessage": unary_raw("ValidateMessage", self.validate_message),
             "Subscribe": stream("Subscribe", rr.SubscribeRequest, self.subscribe),
             "GetEvent": unary("GetEvent", rr.EventRequest, self.get_event),

@@ -22,14 +22,16 @@ log = logging.getLogger("stateless.storage")
 
 T = TypeVar("T")
 DEFAULT_MAX_BATCH: Final = 2000
-DEFAULT_QUEUE: Final = 20_000
+DEFAULT_QUEUE: Final = 1000  # submitters' jobs (each up to max_batch ops) waiting for the writer
 
 
 @dataclass(eq=False)
 class _Job(Generic[T]):
-    op: Callable[[TxnKV], T]
+    """Ops from one submitter: they share one wake-up (a batch of 500 is one event, not 500)."""
+
+    ops: list[Callable[[TxnKV], T]]
     done: trio.Event = field(default_factory=trio.Event)
-    result: T | BaseException | None = None
+    results: list[T | BaseException] = field(default_factory=list)
 
 
 class Writer:
@@ -43,6 +45,9 @@ class Writer:
         self._send, self._recv = trio.open_memory_channel[_Job[Any]](queue)
         self._on_commit: list[Callable[[], None]] = []
         self._closed = False
+        # Its own thread token: the shared default limiter can be exhausted by other blocking work (a
+        # test's client calls, say), and a writer waiting for a thread would stall every submitter.
+        self._thread = trio.CapacityLimiter(1)
         self.batches = 0
         self.writes = 0
 
@@ -61,7 +66,7 @@ class Writer:
         """Queue several ops (they usually share one commit); return each result or exception."""
         if self._closed:
             raise HubError("unavailable.shutting_down", "the hub is shutting down")
-        jobs = [_Job(op) for op in ops]
+        jobs = [_Job(ops[i : i + self._max_batch]) for i in range(0, len(ops), self._max_batch)]
         for job in jobs:
             try:
                 self._send.send_nowait(job)
@@ -70,9 +75,11 @@ class Writer:
                 await self._send.send(job)
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 raise HubError("unavailable.shutting_down", "the hub is shutting down") from None
+        out: list[T | BaseException] = []
         for job in jobs:
             await job.done.wait()
-        return [job.result if job.result is not None else HubError("unknown", "write lost") for job in jobs]
+            out.extend(job.results)
+        return out
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer loop, run in the node's nursery. On cancellation queued jobs fail as shutting down."""
@@ -80,18 +87,24 @@ class Writer:
         try:
             async for first in self._recv:
                 batch = [first]
-                while len(batch) < self._max_batch:
+                size = len(first.ops)
+                while size < self._max_batch:
                     try:
-                        batch.append(self._recv.receive_nowait())
+                        job = self._recv.receive_nowait()
                     except trio.WouldBlock:
                         break
+                    batch.append(job)
+                    size += len(job.ops)
+                ops = [op for job in batch for op in job.ops]
                 # Not cancellable: once a batch is handed to LMDB we wait for its commit, so a
                 # shutdown never abandons a transaction half way or loses an acknowledgement.
-                results = await trio.to_thread.run_sync(self._store.write_batch, [j.op for j in batch])
+                results = await trio.to_thread.run_sync(self._store.write_batch, ops, limiter=self._thread)
                 self.batches += 1
-                self.writes += len(batch)
-                for job, result in zip(batch, results, strict=True):
-                    job.result = result
+                self.writes += len(ops)
+                start = 0
+                for job in batch:
+                    job.results = results[start : start + len(job.ops)]
+                    start += len(job.ops)
                     job.done.set()
                 for callback in self._on_commit:
                     callback()
@@ -104,5 +117,5 @@ class Writer:
                     job = self._recv.receive_nowait()
                 except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                     break
-                job.result = err
+                job.results = [err] * len(job.ops)
                 job.done.set()

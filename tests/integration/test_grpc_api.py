@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from node.runner import NodeHandle
-from protocols.messages import public_key_bytes
+from protocols.messages import blake3_160, public_key_bytes
 from protocols.proto import hub_event_pb2 as he
 from protocols.proto import message_pb2 as pb
 from protocols.proto import onchain_event_pb2 as oc
@@ -251,7 +251,8 @@ async def test_get_info(node: NodeHandle, client: Client) -> None:
     assert info.network == pb.FARCASTER_NETWORK_DEVNET and info.version
 
 
-async def test_subscribe_replays_and_streams(client: Client, account: Any) -> None:
+@pytest.mark.parametrize("from_id", [0, 1])  # 0: everything retained, as in Hubble
+async def test_subscribe_replays_and_streams(client: Client, account: Any, from_id: int) -> None:
     existing = f.cast_add(account, FID, "before subscribe")
     await submit(client, existing)
     received: list[he.HubEvent] = []
@@ -259,7 +260,7 @@ async def test_subscribe_replays_and_streams(client: Client, account: Any) -> No
 
     def consume() -> None:
         stream = client.hub.Subscribe(
-            rr.SubscribeRequest(from_id=1, event_types=[he.HUB_EVENT_TYPE_MERGE_MESSAGE]), timeout=20
+            rr.SubscribeRequest(from_id=from_id, event_types=[he.HUB_EVENT_TYPE_MERGE_MESSAGE]), timeout=20
         )
         for event in stream:
             received.append(event)
@@ -295,3 +296,67 @@ async def test_health_and_reflection(client: Client) -> None:
 
     names = await trio.to_thread.run_sync(list_services)
     assert {"HubService", "AdminService", "grpc.health.v1.Health"} <= set(names)
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (payloads here are < 128 bytes, so one length byte)."""
+    assert len(payload) < 128
+    return bytes([field << 3 | 2, len(payload)]) + payload
+
+
+async def test_bulk_keeps_exact_bytes_of_data_only_messages(client: Client, account: Any) -> None:
+    """A client that sends only `data`, with fields out of number order, signed those exact bytes.
+
+    Re-serialising the parsed `data` would reorder the fields and break the hash, so SubmitBulkMessages
+    must cut each message out of the request verbatim (as SubmitMessage does).
+    """
+    d = f.data(FID, pb.MESSAGE_TYPE_CAST_ADD)
+    d.cast_add_body.text = "out of order"
+    header = pb.MessageData(type=d.type, fid=d.fid, timestamp=d.timestamp, network=d.network)
+    data_bytes = _ld(5, d.cast_add_body.SerializeToString()) + header.SerializeToString()  # body first
+    assert pb.MessageData.FromString(data_bytes).SerializeToString() != data_bytes
+    digest = blake3_160(data_bytes)
+    envelope = pb.Message(
+        hash=digest,
+        hash_scheme=pb.HASH_SCHEME_BLAKE3,
+        signature=account.sign(digest),
+        signature_scheme=pb.SIGNATURE_SCHEME_ED25519,
+        signer=public_key_bytes(account),
+    ).SerializeToString()
+    message = _ld(1, data_bytes) + envelope
+    request = _ld(1, message) if len(message) < 128 else None
+    if request is None:  # two-byte length
+        request = bytes([1 << 3 | 2, len(message) & 0x7F | 0x80, len(message) >> 7]) + message
+    raw = client.channel.unary_unary("/HubService/SubmitBulkMessages")
+    resp = rr.SubmitBulkMessagesResponse.FromString(
+        await trio.to_thread.run_sync(lambda: raw(request, timeout=10))
+    )
+    [entry] = resp.messages
+    assert entry.WhichOneof("response") == "message", entry
+    assert entry.message.hash == digest and entry.message.data_bytes == data_bytes
+    stored = await client.call(client.hub.GetCast, pb.CastId(fid=FID, hash=digest))
+    assert stored.data.cast_add_body.text == "out of order"
+
+
+async def test_concurrent_submits_each_get_their_own_answer(client: Client, account: Any) -> None:
+    """Concurrent SubmitMessage calls are coalesced into shared batches; results must not mix up."""
+    good = [f.cast_add(account, FID, f"concurrent {i}") for i in range(40)]
+    bad = f.cast_add(account, FID, "tampered")
+    bad.signature = bytes(64)
+    outcomes: dict[bytes, str] = {}
+
+    async def one(message: pb.Message) -> None:
+        try:
+            await submit(client, message)
+            outcomes[message.hash] = "ok"
+        except grpc.RpcError as e:
+            outcomes[message.hash] = errcode(e) or f"{e.code()}: {e.details()}"
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            for m in [*good, bad]:
+                nursery.start_soon(one, m)
+    assert outcomes[bad.hash] == "bad_request.validation_failure.signature"
+    assert all(outcomes[m.hash] == "ok" for m in good)
+    info = await client.call(client.hub.GetInfo, rr.HubInfoRequest(db_stats=True))
+    assert info.db_stats.num_messages == len(good)
