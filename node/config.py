@@ -39,6 +39,29 @@ def network_name(value: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """Tunables of the network side; defaults suit a real deployment, tests shorten the timers."""
+
+    #: A bundle is published when it holds this many messages or bytes, or after `bundle_delay` s.
+    bundle_messages: int = 256
+    bundle_bytes: int = 256 * 1024
+    bundle_delay: float = 0.05
+    #: Messages from local clients waiting to be gossiped; beyond it submitters wait (backpressure).
+    outbound_queue: int = 20_000
+    contact_interval: float = 10.0
+    #: Every connected peer is diff-synced at least this often (seconds); also on connect and divergence.
+    sync_interval: float = 30.0
+    max_concurrent_syncs: int = 2
+    #: Per-peer budget of gossiped messages we validate (messages per second, burst).
+    peer_rate: float = 5_000.0
+    peer_burst: float = 50_000.0
+    ban_seconds: float = 600.0
+    heartbeat_interval: float = 1.0
+    #: Peers we dial from contact info until we have this many connections.
+    target_peers: int = 8
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Everything a node needs to start. Ports 0 mean "any free port" (tests)."""
 
@@ -55,4 +78,7 @@ class NodeConfig:
     #: How long events are kept for Subscribe/GetEvent replay.
     event_retention_seconds: int = 3 * 24 * 3600
     nickname: str = ""
+    #: Multiaddrs to announce to peers instead of the bound listen addresses (NAT, containers).
+    announce: tuple[str, ...] = ()
+    p2p: NetworkSettings = field(default_factory=NetworkSettings)
     extra: dict[str, str] = field(default_factory=dict)

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -50,6 +50,10 @@ def check_batch(messages: Sequence[pb.Message], *, network: int, now: int) -> li
     return out
 
 
+#: Called with newly merged messages and where they came from ("local", "gossip" or "sync").
+MergeListener = Callable[[list[pb.Message], str], Awaitable[None]]
+
+
 @dataclass(eq=False)
 class _Pending:
     message: pb.Message
@@ -73,6 +77,26 @@ class HubEngine:
         self._send, self._recv = trio.open_memory_channel[_Pending](COALESCE_MAX * BATCHES_IN_FLIGHT)
         self._running = False
         self._stopped = False
+        self._listeners: list[MergeListener] = []
+        self._committed = trio.Event()
+        writer.on_commit(self._on_commit)
+
+    def _on_commit(self) -> None:
+        self._committed.set()
+        self._committed = trio.Event()
+
+    async def wait_for_commit(self) -> None:
+        """Return after the next durable write (of anything): for waiting on state without polling."""
+        await self._committed.wait()
+
+    def add_merge_listener(self, listener: MergeListener) -> None:
+        """Call `await listener(messages, origin)` after each durable merge of new messages.
+
+        `origin` says where they came from: "local" (RPC, CLI), "gossip" or "sync". Listeners run in the
+        submitter's task before it is answered, so a slow listener (the gossip publisher when peers lag)
+        slows submitters down instead of growing a queue without bound.
+        """
+        self._listeners.append(listener)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Coalesce concurrent single submissions into batches (run in the node's nursery).
@@ -194,7 +218,9 @@ class HubEngine:
         assert result is not None
         return result
 
-    async def submit_many(self, messages: Sequence[pb.Message]) -> list[pb.Message | HubError]:
+    async def submit_many(
+        self, messages: Sequence[pb.Message], *, origin: str = "local"
+    ) -> list[pb.Message | HubError]:
         """Validate and merge a batch (SubmitBulkMessages): one result per message, in order."""
         out = await self.check_many(messages)
         ops: list[Callable[[TxnKV], list[he.HubEvent]]] = []
@@ -206,6 +232,7 @@ class HubEngine:
         if not ops:
             return out
         results = await self.writer.submit_many(ops)
+        merged: list[pb.Message] = []
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, BaseException):
                 err = result if isinstance(result, HubError) else self._internal(result)
@@ -213,6 +240,15 @@ class HubEngine:
                 out[slot] = err
             else:
                 self.merged += 1
+                message = out[slot]
+                assert isinstance(message, pb.Message)
+                merged.append(message)
+        if merged:
+            for listener in self._listeners:
+                try:
+                    await listener(merged, origin)
+                except Exception:  # the merge is durable and acknowledged whatever a listener does
+                    log.exception("merge listener failed")
         return out
 
     def _merge(self, message: pb.Message, kv: TxnKV) -> list[he.HubEvent]:

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Final, TextIO
 
@@ -21,9 +22,11 @@ import trio
 from node.config import NodeConfig, network_name
 from node.engine import HubEngine
 from node.genesis import load_genesis
+from node.network import NetworkService, open_network
 from node.rpc import NodeInfo, RpcAddress, serve_rpc
-from node.storage import LmdbStore, Writer
+from node.storage import LmdbStore, TxnKV, Writer
 from p2p import HubHost, load_or_create_peer_key, open_host
+from protocols import crdt
 from protocols.errors import HubError
 
 log = logging.getLogger("stateless.node")
@@ -47,6 +50,7 @@ class NodeHandle:
     host: HubHost
     rpc: RpcAddress
     config: NodeConfig
+    network: NetworkService
 
     @property
     def peer_id(self) -> str:
@@ -107,6 +111,15 @@ async def _apply_genesis(engine: HubEngine, config: NodeConfig) -> None:
     )
 
 
+def _ensure_sync_trie(kv: TxnKV) -> int:
+    return crdt.ensure_sync_trie(kv)
+
+
+def _flush_sync_trie(kv: TxnKV) -> None:
+    # Every write batch ends by rehashing the trie buckets it touched, in the same transaction.
+    crdt.flush_trie(kv)
+
+
 @asynccontextmanager
 async def open_node(
     config: NodeConfig, *, clock: Callable[[], float] = time.time
@@ -119,18 +132,35 @@ async def open_node(
         try:
             key_pair = load_or_create_peer_key(config.data_dir / "peer.key")
             async with trio.open_nursery() as core:
-                writer = Writer(store)
+                indexed = await trio.to_thread.run_sync(partial(store.write_batch, [_ensure_sync_trie]))
+                if isinstance(indexed[0], BaseException):
+                    raise indexed[0]
+                if indexed[0]:
+                    log.info("sync trie built for %d existing messages", indexed[0])
+                writer = Writer(store, finalize=_flush_sync_trie)
                 await core.start(writer.run)
                 engine = HubEngine(store, writer, network=config.network, clock=clock)
                 await core.start(engine.run)
                 try:
                     await _apply_genesis(engine, config)
-                    async with open_host(
-                        key_pair,
-                        listen_host=config.gossip_host,
-                        listen_port=config.gossip_port,
-                        bootstrap=config.bootstrap,
-                    ) as host:
+                    rpc_address = ""
+                    async with (
+                        open_host(
+                            key_pair,
+                            listen_host=config.gossip_host,
+                            listen_port=config.gossip_port,
+                            bootstrap=config.bootstrap,
+                        ) as host,
+                        open_network(
+                            engine,
+                            host,
+                            network_name=network_name(config.network),
+                            settings=config.p2p,
+                            rpc_address=lambda: rpc_address,
+                            version=hub_version(),
+                            clock=clock,
+                        ) as network,
+                    ):
 
                         def info(address: RpcAddress) -> NodeInfo:
                             return NodeInfo(
@@ -149,12 +179,16 @@ async def open_node(
                                 host=config.rpc_host,
                                 port=config.rpc_port,
                                 admin_from_anywhere=config.admin_on_public_rpc,
+                                network=network,
                             ) as rpc,
                             trio.open_nursery() as background,
                         ):
+                            rpc_address = str(rpc)
                             background.start_soon(_maintenance, engine, config)
                             try:
-                                yield NodeHandle(engine=engine, host=host, rpc=rpc, config=config)
+                                yield NodeHandle(
+                                    engine=engine, host=host, rpc=rpc, config=config, network=network
+                                )
                             finally:
                                 background.cancel_scope.cancel()
                 finally:

@@ -24,6 +24,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as _new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as _NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as _NoiseTransport
@@ -144,6 +145,16 @@ class HubHost:
             )
         return peer_id
 
+    async def disconnect(self, peer_id: str) -> None:
+        """Close every connection with a peer (no error if there is none)."""
+        await _disconnect(self._host, ID.from_base58(peer_id))
+
+    async def disconnect_all(self) -> None:
+        """Close every connection (in parallel); services layered on the host call this before they stop."""
+        async with trio.open_nursery() as nursery:
+            for peer in list(self._host.get_connected_peers()):
+                nursery.start_soon(_disconnect, self._host, peer)
+
     def connected_peers(self) -> list[str]:
         """Peer ids this host has at least one open connection with."""
         return [str(peer) for peer in self._host.get_connected_peers()]
@@ -239,6 +250,10 @@ async def _dial_bootstrap(hub: HubHost, addr: str) -> None:
             return
 
 
+async def _no_auto_dial() -> None:
+    return None
+
+
 async def _disconnect(host: IHost, peer: Any) -> None:
     try:
         await host.disconnect(peer)
@@ -287,6 +302,9 @@ async def open_host(
     # Without this every dial waits 250 ms for a second transport we never have.
     _libp2p_swarm._HAPPY_EYEBALLS_DELAY = 0
     host = _new_libp2p_host(key_pair, listen_addr)
+    # py-libp2p's AutoConnector dials up to 200 peers from the peer store on its own, including peers we
+    # just banned or cut off. Whom to connect to is the node's decision (bootstrap list, contact info).
+    host.get_network().auto_connector.maybe_connect = _no_auto_dial
     peer_id = str(host.get_id())
     try:
         async with host.run(listen_addrs=[_multiaddr(listen_addr)]):

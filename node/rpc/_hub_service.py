@@ -11,7 +11,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import grpc
 
@@ -21,6 +21,7 @@ from node.rpc._handlers import Ctx, abort, stream, unary, unary_raw
 from protocols import crdt
 from protocols.errors import HubError
 from protocols.messages import decode_message, split_messages
+from protocols.proto import gossip_pb2 as gs
 from protocols.proto import hub_event_pb2 as he
 from protocols.proto import message_pb2 as pb
 from protocols.proto import onchain_event_pb2 as oc
@@ -123,6 +124,19 @@ def _is_loopback(peer: str) -> bool:
         return False
 
 
+class NetworkView(Protocol):
+    """What the RPC layer reads of the node's network side (`node.network.NetworkService`)."""
+
+    @property
+    def is_syncing(self) -> bool: ...
+
+    def connected_count(self) -> int: ...
+
+    def peers(self) -> list[gs.ContactInfoContentBody]: ...
+
+    def sync_status_response(self, peer_id: str | None) -> rr.SyncStatusResponse: ...
+
+
 class HubServicer:
     """Handlers for HubService and AdminService."""
 
@@ -134,12 +148,14 @@ class HubServicer:
         info: Callable[[], NodeInfo],
         *,
         admin_from_anywhere: bool = False,
+        network: NetworkView | None = None,
     ) -> None:
         self.engine = engine
         self.bridge = bridge
         self.notifier = notifier
         self._info = info
         self._admin_from_anywhere = admin_from_anywhere
+        self._network = network
 
     # ------------------------------------------------------------------------------------- writes
 
@@ -325,8 +341,41 @@ class HubServicer:
             # Always filled: cheap, and the CLI's `info` shows it.
             response.db_stats.num_messages = crdt.message_count(kv)
             response.db_stats.num_fid_events = crdt.fid_count(kv)
+            response.root_hash = crdt.trie_root(kv).hash.hex()
         response.db_stats.approx_size = self.engine.store.stats()["approx_size"]
+        network = self._network
+        if network is not None:
+
+            async def network_state() -> tuple[bool, int]:
+                return network.is_syncing, network.connected_count()
+
+            response.is_syncing, response.connected_peers = await self.bridge.call(network_state)
         return response
+
+    # ------------------------------------------------------------------------------------- network
+
+    def _need_network(self) -> NetworkView:
+        if self._network is None:
+            raise HubError("unavailable", "this hub runs without a network")
+        return self._network
+
+    async def get_current_peers(self, _r: rr.Empty, _ctx: Ctx) -> rr.ContactInfoResponse:
+        network = self._need_network()
+
+        # Network state lives on the trio thread; read it there, not from the gRPC thread.
+        async def peers() -> list[gs.ContactInfoContentBody]:
+            return network.peers()
+
+        return rr.ContactInfoResponse(contacts=await self.bridge.call(peers))
+
+    async def get_sync_status(self, r: rr.SyncStatusRequest, _ctx: Ctx) -> rr.SyncStatusResponse:
+        network = self._need_network()
+        peer_id = r.peerId if r.HasField("peerId") else None
+
+        async def status() -> rr.SyncStatusResponse:
+            return network.sync_status_response(peer_id)
+
+        return await self.bridge.call(status)
 
     # ------------------------------------------------------------------------------------- events
 
@@ -417,6 +466,8 @@ class HubServicer:
                 "GetCurrentStorageLimitsByFid", rr.FidRequest, self.get_storage_limits
             ),
             "GetFids": unary("GetFids", rr.FidsRequest, self.get_fids),
+            "GetCurrentPeers": unary("GetCurrentPeers", rr.Empty, self.get_current_peers),
+            "GetSyncStatus": unary("GetSyncStatus", rr.SyncStatusRequest, self.get_sync_status),
             "GetLink": unary("GetLink", rr.LinkRequest, self.get_link),
             "GetLinksByFid": unary("GetLinksByFid", rr.LinksByFidRequest, self.get_links_by_fid),
             "GetLinksByTarget": unary("GetLinksByTarget", rr.LinksByTargetRequest, self.get_links_by_target),

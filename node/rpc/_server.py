@@ -22,7 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from node.engine import HubEngine
 from node.rpc._bridge import TrioBridge
-from node.rpc._hub_service import EventNotifier, HubServicer, NodeInfo
+from node.rpc._hub_service import EventNotifier, HubServicer, NetworkView, NodeInfo
 from protocols.errors import HubError
 from protocols.proto import rpc_pb2
 
@@ -132,6 +132,7 @@ async def serve_rpc(
     port: int,
     admin_from_anywhere: bool = False,
     grace: float = 5.0,
+    network: NetworkView | None = None,
 ) -> AsyncIterator[RpcAddress]:
     """Serve HubService, AdminService, health and reflection until the block exits; yield the address."""
     async with trio.open_nursery() as nursery:
@@ -143,7 +144,12 @@ async def serve_rpc(
             return info(address)
 
         servicer = HubServicer(
-            engine, bridge, EventNotifier(), node_info, admin_from_anywhere=admin_from_anywhere
+            engine,
+            bridge,
+            EventNotifier(),
+            node_info,
+            admin_from_anywhere=admin_from_anywhere,
+            network=network,
         )
         thread = _ServerThread(servicer, host, port, grace)
         bound = await trio.to_thread.run_sync(thread.start)

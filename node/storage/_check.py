@@ -8,7 +8,11 @@ transaction. After a crash or a bug they could disagree; this walks both directi
   fid/store/timestamp/hash), belongs to a registered fid and an active signer, and owns every derived entry
   it should have;
 * every derived entry points at a stored message that wants exactly that entry;
-* counters equal what is really stored.
+* counters equal what is really stored;
+* once the sync trie is built (its META marker is set): T_SYNC holds exactly the sync ids of the stored
+  messages, no bucket is left marked dirty (every committed batch flushes), and every persisted trie
+  node equals what a from-scratch build over T_SYNC gives, with no stale nodes. A database without the
+  marker predates the trie (`protocols.crdt.ensure_sync_trie` has not run) and is not checked for it.
 
 The entries a message should own are derived here from the key layout rather than taken from the merge
 code, so a merge bug that writes the wrong key is caught instead of being checked against itself. Each
@@ -23,12 +27,14 @@ from typing import Final
 
 from google.protobuf.message import DecodeError
 
-from protocols.crdt import ReadKV
+from protocols.crdt import LEAF_PREFIX_BYTES, SYNC_ID_BYTES, ReadKV
 from protocols.crdt._keys import (
     HASH_LEN,
     META_LAST_EVENT_ID,
     META_MESSAGE_COUNT,
+    META_SYNC_TRIE_VERSION,
     SIGNER_ACTIVE,
+    STORE_OF_TYPE,
     T_BY_MENTION,
     T_BY_PARENT,
     T_BY_SIGNER,
@@ -41,6 +47,9 @@ from protocols.crdt._keys import (
     T_MSG,
     T_REACTION_BY_TARGET,
     T_SIGNER,
+    T_SYNC,
+    T_TRIE,
+    T_TRIE_DIRTY,
     TS_HASH_LEN,
     cast_target_key,
     crdt_key,
@@ -53,6 +62,7 @@ from protocols.crdt._keys import (
     u64,
     url_target_key,
 )
+from protocols.crdt._trie import build_trie_nodes
 from protocols.errors import HubError
 from protocols.messages import blake3_160
 from protocols.proto import message_pb2 as pb
@@ -65,6 +75,9 @@ _MSG_KEY_LEN: Final = 1 + _FID_LEN + 1 + TS_HASH_LEN
 _COUNT_KEY_LEN: Final = 1 + _FID_LEN + 1
 #: Index keys of the by-parent/mention/target tables end with ts | hash | author fid.
 _INDEX_TAIL_LEN: Final = TS_HASH_LEN + _FID_LEN
+#: A persisted trie node: count u64 | hash, then (interior nodes) byte | count u32 | hash per child.
+_TRIE_HEAD_LEN: Final = 8 + HASH_LEN
+_TRIE_CHILD_LEN: Final = 1 + 4 + HASH_LEN
 
 #: (key, value, what) of one derived entry.
 _Entry = tuple[bytes, bytes, str]
@@ -161,7 +174,7 @@ def _wanted(message: pb.Message, data: pb.MessageData, store: int, tsh: bytes) -
     return entries
 
 
-def _check_message(kv: ReadKV, key: bytes, raw: bytes, problems: _Problems) -> None:
+def _check_message(kv: ReadKV, key: bytes, raw: bytes, problems: _Problems, *, sync: bool) -> None:
     fid, store, tsh = read_u64(key[1:9]), key[9], key[10:]
     where = _where(fid, store, tsh)
     parsed = _parse(raw)
@@ -190,6 +203,9 @@ def _check_message(kv: ReadKV, key: bytes, raw: bytes, problems: _Problems) -> N
     state = kv.get(T_SIGNER + u64(fid) + bytes(message.signer))
     if state is None or state[:1] != SIGNER_ACTIVE:
         problems.add(f"{where}: signer 0x{bytes(message.signer).hex()} is not an active key of fid {fid}")
+    # The sync id from the layout (ts | hash | fid | type), not from the trie module's helpers.
+    if sync and kv.get(T_SYNC + tsh + u64(fid) + bytes([data.type])) is None:
+        problems.add(f"{where}: sync id is missing")
     for entry_key, value, what in _wanted(message, data, store, tsh):
         actual = kv.get(entry_key)
         if actual is None:
@@ -213,7 +229,7 @@ def _check_group_count(kv: ReadKV, fid: int, store: int, real: int, problems: _P
         problems.add(f"fid {fid} {_store_name(store)}: message counter says {read_u32(raw)}, {real} stored")
 
 
-def _check_messages(kv: ReadKV, problems: _Problems) -> int:
+def _check_messages(kv: ReadKV, problems: _Problems, *, sync: bool) -> int:
     """Forward pass over the primary table; returns how many primary entries there are."""
     total = 0
     group: tuple[int, int] | None = None
@@ -229,7 +245,7 @@ def _check_messages(kv: ReadKV, problems: _Problems) -> int:
                 _check_group_count(kv, *group, group_count, problems)
             group, group_count = here, 0
         group_count += 1
-        _check_message(kv, key, raw, problems)
+        _check_message(kv, key, raw, problems, sync=sync)
     if group is not None:
         _check_group_count(kv, *group, group_count, problems)
     return total
@@ -319,6 +335,64 @@ def _check_events(kv: ReadKV, problems: _Problems) -> None:
         problems.add(f"event {newest} is stored but the last assigned event id is {recorded}")
 
 
+def _check_sync_ids(kv: ReadKV, problems: _Problems) -> None:
+    """Reverse pass over T_SYNC: each id must name a stored message of its type (forward: _check_message)."""
+    for key, _ in kv.scan(T_SYNC):
+        sid = key[len(T_SYNC) :]
+        if len(sid) != SYNC_ID_BYTES:
+            problems.add(f"sync id 0x{sid.hex()} has {len(sid)} bytes, not {SYNC_ID_BYTES}")
+            continue
+        fid, message_type = read_u64(sid[TS_HASH_LEN:]), sid[-1]
+        store = STORE_OF_TYPE.get(message_type)
+        if store is None:
+            problems.add(f"sync id 0x{sid.hex()} has message type {message_type}, which is not stored")
+            continue
+        raw = kv.get(msg_key(fid, store, sid[:TS_HASH_LEN]))
+        if raw is None:
+            problems.add(f"sync id 0x{sid.hex()} points at a missing {_where(fid, store, sid[:TS_HASH_LEN])}")
+            continue
+        parsed = _parse(raw)
+        if not isinstance(parsed, str) and parsed[1].type != message_type:
+            problems.add(
+                f"sync id 0x{sid.hex()} says type {message_type} but the "
+                f"{_where(fid, store, sid[:TS_HASH_LEN])} it points at has type {parsed[1].type}"
+            )
+
+
+def _describe_node(record: bytes) -> str:
+    if len(record) < _TRIE_HEAD_LEN or (len(record) - _TRIE_HEAD_LEN) % _TRIE_CHILD_LEN:
+        return f"malformed record 0x{record.hex()}"
+    children = (len(record) - _TRIE_HEAD_LEN) // _TRIE_CHILD_LEN
+    return f"count {read_u64(record)} hash 0x{record[8:_TRIE_HEAD_LEN].hex()} with {children} children"
+
+
+def _check_trie(kv: ReadKV, problems: _Problems) -> None:
+    """The persisted trie equals a from-scratch build over T_SYNC, and nothing waits for a flush."""
+    for key, _ in kv.scan(T_TRIE_DIRTY):
+        problems.add(
+            f"sync trie bucket 0x{key[len(T_TRIE_DIRTY) :].hex()} is still marked dirty (not flushed)"
+        )
+    ids = (key[len(T_SYNC) :] for key, _ in kv.scan(T_SYNC))
+    for prefix, record in build_trie_nodes(ids):
+        actual = kv.get(T_TRIE + prefix)
+        if actual is None:
+            problems.add(f"sync trie node 0x{prefix.hex()} is missing")
+        elif actual != record:
+            problems.add(
+                f"sync trie node 0x{prefix.hex()} holds {_describe_node(actual)}, "
+                f"a rebuild gives {_describe_node(record)}"
+            )
+    # Every node with an id under it was compared above; any other persisted node is stale.
+    for key, _ in kv.scan(T_TRIE):
+        prefix = key[len(T_TRIE) :]
+        if len(prefix) > LEAF_PREFIX_BYTES:
+            problems.add(
+                f"sync trie key 0x{key.hex()} has a {len(prefix)}-byte prefix, more than {LEAF_PREFIX_BYTES}"
+            )
+        elif _first(kv, T_SYNC + prefix) is None:
+            problems.add(f"sync trie node 0x{prefix.hex()} is stale: no sync id is under it")
+
+
 def check_consistency(kv: ReadKV, *, max_problems: int = DEFAULT_MAX_PROBLEMS) -> list[str]:
     """Walk the whole message keyspace and describe every inconsistency found; [] means consistent.
 
@@ -326,7 +400,8 @@ def check_consistency(kv: ReadKV, *, max_problems: int = DEFAULT_MAX_PROBLEMS) -
     are kept; a final line then says how many more there were.
     """
     problems = _Problems(max_problems)
-    total = _check_messages(kv, problems)
+    sync = kv.get(META_SYNC_TRIE_VERSION) is not None
+    total = _check_messages(kv, problems, sync=sync)
     _check_index(kv, T_CRDT, "CRDT slot", _locate_crdt, problems)
     _check_index(kv, T_HASH, "hash index", _locate_hash, problems)
     _check_index(kv, T_BY_SIGNER, "signer index", _locate_signer, problems)
@@ -336,4 +411,7 @@ def check_consistency(kv: ReadKV, *, max_problems: int = DEFAULT_MAX_PROBLEMS) -
     _check_index(kv, T_LINK_BY_TARGET, "link-target index", _locate_tail(rr.STORE_TYPE_LINKS), problems)
     _check_counters(kv, total, problems)
     _check_events(kv, problems)
+    if sync:
+        _check_sync_ids(kv, problems)
+        _check_trie(kv, problems)
     return problems.result()

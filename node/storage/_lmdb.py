@@ -23,6 +23,10 @@ T = TypeVar("T")
 DEFAULT_MAP_SIZE: Final = 1 << 34  # 16 GiB of address space; grown on demand, the file stays sparse
 
 
+class _FinalizeFailed(Exception):
+    """A batch's finalizer raised (the cause); the batch was rolled back."""
+
+
 class TxnKV:
     """`protocols.crdt.WriteKV` over one LMDB transaction (read-only transactions reject writes)."""
 
@@ -107,15 +111,20 @@ class LmdbStore:
         with self._env.begin(write=False, buffers=False) as txn:
             yield TxnKV(txn)
 
-    def write_batch(self, jobs: list[Callable[[TxnKV], T]]) -> list[T | BaseException]:
+    def write_batch(
+        self, jobs: list[Callable[[TxnKV], T]], finalize: Callable[[TxnKV], object] | None = None
+    ) -> list[T | BaseException]:
         """Run each job in its own nested transaction inside one durable commit (blocking; call in a thread).
 
         A job that raises is rolled back alone and its exception returned in its slot; the others
-        commit together. If the commit itself fails, every slot holds a storage_failure error.
+        commit together. `finalize`, if given, then runs in the same transaction, after every job and
+        before the commit (it sees the successful jobs' writes only; its result is ignored), e.g. to bring
+        derived state such as the sync trie up to date once per batch. If the commit or `finalize` fails,
+        nothing is written and every slot holds a storage_failure error.
         """
         for attempt in range(3):
             try:
-                return self._write_once(jobs)
+                return self._write_once(jobs, finalize)
             except lmdb.MapFullError:
                 # The map is address space, not disk: doubling it costs nothing until data is written.
                 new_size = self._env.info()["map_size"] * 2
@@ -125,10 +134,17 @@ class LmdbStore:
                 log.error("database commit failed: %s", e)
                 err = HubError("unavailable.storage_failure", f"database commit failed: {e}")
                 return [err for _ in jobs]
+            except _FinalizeFailed as e:
+                cause = type(e.__cause__).__name__
+                log.error("batch finalizer failed; %d jobs rolled back", len(jobs), exc_info=e.__cause__)
+                err = HubError("unavailable.storage_failure", f"batch finalizer raised {cause}")
+                return [err for _ in jobs]
         err = HubError("unavailable.storage_failure", "database is full")
         return [err for _ in jobs]
 
-    def _write_once(self, jobs: list[Callable[[TxnKV], T]]) -> list[T | BaseException]:
+    def _write_once(
+        self, jobs: list[Callable[[TxnKV], T]], finalize: Callable[[TxnKV], object] | None
+    ) -> list[T | BaseException]:
         results: list[T | BaseException] = []
         with self._env.begin(write=True) as parent:
             for job in jobs:
@@ -143,6 +159,14 @@ class LmdbStore:
                     results.append(e)
                 else:
                     child.commit()
+            if finalize is not None:
+                try:
+                    finalize(TxnKV(parent))
+                except lmdb.Error:
+                    raise  # map full (retried) or a database failure, like a failed commit
+                except Exception as e:
+                    # Raised inside the block, so the parent transaction is aborted: nothing commits.
+                    raise _FinalizeFailed from e
         return results
 
     def stats(self) -> dict[str, int]:

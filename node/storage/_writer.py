@@ -8,6 +8,7 @@ it is on disk.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,9 +39,16 @@ class Writer:
     """Serialises all writes; `submit` returns once the write is durable (or raises its HubError)."""
 
     def __init__(
-        self, store: LmdbStore, *, max_batch: int = DEFAULT_MAX_BATCH, queue: int = DEFAULT_QUEUE
+        self,
+        store: LmdbStore,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        queue: int = DEFAULT_QUEUE,
+        finalize: Callable[[TxnKV], object] | None = None,
     ) -> None:
+        """`finalize` runs in every batch's transaction after its jobs (see `LmdbStore.write_batch`)."""
         self._store = store
+        self._finalize = finalize
         self._max_batch = max_batch
         self._send, self._recv = trio.open_memory_channel[_Job[Any]](queue)
         self._on_commit: list[Callable[[], None]] = []
@@ -98,7 +106,11 @@ class Writer:
                 ops = [op for job in batch for op in job.ops]
                 # Not cancellable: once a batch is handed to LMDB we wait for its commit, so a
                 # shutdown never abandons a transaction half way or loses an acknowledgement.
-                results = await trio.to_thread.run_sync(self._store.write_batch, ops, limiter=self._thread)
+                write = self._store.write_batch
+                if self._finalize is not None:
+                    # Only passed when set, so stand-ins for write_batch without the parameter still work.
+                    write = functools.partial(write, finalize=self._finalize)
+                results = await trio.to_thread.run_sync(write, ops, limiter=self._thread)
                 self.batches += 1
                 self.writes += len(ops)
                 start = 0

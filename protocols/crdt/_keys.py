@@ -27,6 +27,9 @@ T_ONCHAIN: Final = b"\x10"  # fid | event type | block | log index | tx hash -> 
 T_ONCHAIN_SEEN: Final = b"\x11"  # tx hash | log index -> b""   (duplicate detection)
 T_SIGNER: Final = b"\x12"  # fid | key -> state byte | deciding OnChainEvent bytes
 T_ID_REGISTER: Final = b"\x13"  # fid -> ID_REGISTER OnChainEvent bytes
+T_SYNC: Final = b"\x14"  # sync id (ts | hash | fid | type) -> b""   (one per T_MSG row; see _trie.py)
+T_TRIE: Final = b"\x15"  # prefix of a sync id (0..5 bytes) -> persisted Merkle trie node
+T_TRIE_DIRTY: Final = b"\x16"  # leaf prefix (5 bytes) -> b""   (trie buckets changed since the last flush)
 T_EVENT: Final = b"\x20"  # event id -> HubEvent bytes
 T_META: Final = b"\x30"  # name -> value
 
@@ -34,6 +37,7 @@ META_LAST_EVENT_ID: Final = T_META + b"last_event_id"
 META_MESSAGE_COUNT: Final = T_META + b"message_count"
 META_FID_COUNT: Final = T_META + b"fid_count"
 META_EVENTS_PRUNED_TO: Final = T_META + b"events_pruned_to"  # highest event id deleted by retention
+META_SYNC_TRIE_VERSION: Final = T_META + b"sync_trie_version"  # set once T_SYNC/T_TRIE cover every message
 
 SIGNER_ACTIVE: Final = b"\x01"
 SIGNER_REMOVED: Final = b"\x02"

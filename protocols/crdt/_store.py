@@ -52,6 +52,7 @@ from protocols.crdt._keys import (
     url_target_key,
 )
 from protocols.crdt._kv import ReadKV, WriteKV
+from protocols.crdt._trie import add_sync_id, remove_sync_id, sync_id_from_ts_hash
 from protocols.errors import HubError
 from protocols.messages._onchain import (
     LEGACY_STORAGE_UNIT_CUTOFF,
@@ -164,6 +165,8 @@ def _insert(kv: WriteKV, message: pb.Message) -> None:
     fid, store = d.fid, store_of(d)
     tsh = ts_hash(d, bytes(message.hash))
     kv.put(msg_key(fid, store, tsh), message.SerializeToString())
+    # Every stored message has exactly one sync id: this and _remove are the only writers of T_MSG.
+    add_sync_id(kv, sync_id_from_ts_hash(tsh, fid, d.type))
     kv.put(T_CRDT + u64(fid) + bytes([store]) + crdt_key(d, bytes(message.hash)), tsh)
     for key, value in _index_entries(message):
         kv.put(key, value)
@@ -176,6 +179,7 @@ def _remove(kv: WriteKV, message: pb.Message) -> None:
     fid, store = d.fid, store_of(d)
     tsh = ts_hash(d, bytes(message.hash))
     kv.delete(msg_key(fid, store, tsh))
+    remove_sync_id(kv, sync_id_from_ts_hash(tsh, fid, d.type))
     ck = T_CRDT + u64(fid) + bytes([store]) + crdt_key(d, bytes(message.hash))
     # The CRDT slot may already belong to the message that displaced this one.
     if kv.get(ck) == tsh:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protocols.proto import message_pb2 as protocols_dot_proto_dot_message__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotocols/proto/gossip.proto\x12\tfarcaster\x1a\x1dprotocols/proto/message.proto\"T\n\x11GossipAddressInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\r\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x10\n\x08\x64ns_name\x18\x04 \x01(\t\"\x94\x02\n\x16\x43ontactInfoContentBody\x12\x34\n\x0egossip_address\x18\x01 \x01(\x0b\x32\x1c.farcaster.GossipAddressInfo\x12\x31\n\x0brpc_address\x18\x02 \x01(\x0b\x32\x1c.farcaster.GossipAddressInfo\x12\x17\n\x0f\x65xcluded_hashes\x18\x03 \x03(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x13\n\x0bhub_version\x18\x05 \x01(\t\x12,\n\x07network\x18\x06 \x01(\x0e\x32\x1b.farcaster.FarcasterNetwork\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\t\x12\x11\n\ttimestamp\x18\x08 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotocols/proto/gossip.proto\x12\tfarcaster\x1a\x1dprotocols/proto/message.proto\"T\n\x11GossipAddressInfo\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\r\x12\x0c\n\x04port\x18\x03 \x01(\r\x12\x10\n\x08\x64ns_name\x18\x04 \x01(\t\"\x86\x03\n\x16\x43ontactInfoContentBody\x12\x34\n\x0egossip_address\x18\x01 \x01(\x0b\x32\x1c.farcaster.GossipAddressInfo\x12\x31\n\x0brpc_address\x18\x02 \x01(\x0b\x32\x1c.farcaster.GossipAddressInfo\x12\x17\n\x0f\x65xcluded_hashes\x18\x03 \x03(\t\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x13\n\x0bhub_version\x18\x05 \x01(\t\x12,\n\x07network\x18\x06 \x01(\x0e\x32\x1b.farcaster.FarcasterNetwork\x12\x13\n\x0b\x61pp_version\x18\x07 \x01(\t\x12\x11\n\ttimestamp\x18\x08 \x01(\x04\x12\x0f\n\x07peer_id\x18\x64 \x01(\t\x12\r\n\x05score\x18\x65 \x01(\x03\x12\x14\n\x0c\x62\x61nned_until\x18\x66 \x01(\x04\x12\x11\n\tconnected\x18g \x01(\x08\x12\x14\n\x0clisten_addrs\x18h \x03(\t\x12\x11\n\ttrie_root\x18i \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,5 +35,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GOSSIPADDRESSINFO']._serialized_start=74
   _globals['_GOSSIPADDRESSINFO']._serialized_end=158
   _globals['_CONTACTINFOCONTENTBODY']._serialized_start=161
-  _globals['_CONTACTINFOCONTENTBODY']._serialized_end=437
+  _globals['_CONTACTINFOCONTENTBODY']._serialized_end=551
 # @@protoc_insertion_point(module_scope)

@@ -64,7 +64,7 @@ class HubInfoRequest(_message.Message):
     def __init__(self, db_stats: _Optional[bool] = ...) -> None: ...
 
 class HubInfoResponse(_message.Message):
-    __slots__ = ("version", "is_syncing", "nickname", "root_hash", "db_stats", "peerId", "hub_operator_fid", "listen_addrs", "network", "rpc_address", "uptime_seconds")
+    __slots__ = ("version", "is_syncing", "nickname", "root_hash", "db_stats", "peerId", "hub_operator_fid", "listen_addrs", "network", "rpc_address", "uptime_seconds", "connected_peers")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     IS_SYNCING_FIELD_NUMBER: _ClassVar[int]
     NICKNAME_FIELD_NUMBER: _ClassVar[int]
@@ -76,6 +76,7 @@ class HubInfoResponse(_message.Message):
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     RPC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_PEERS_FIELD_NUMBER: _ClassVar[int]
     version: str
     is_syncing: bool
     nickname: str
@@ -87,7 +88,8 @@ class HubInfoResponse(_message.Message):
     network: _message_pb2.FarcasterNetwork
     rpc_address: str
     uptime_seconds: int
-    def __init__(self, version: _Optional[str] = ..., is_syncing: _Optional[bool] = ..., nickname: _Optional[str] = ..., root_hash: _Optional[str] = ..., db_stats: _Optional[_Union[DbStats, _Mapping]] = ..., peerId: _Optional[str] = ..., hub_operator_fid: _Optional[int] = ..., listen_addrs: _Optional[_Iterable[str]] = ..., network: _Optional[_Union[_message_pb2.FarcasterNetwork, str]] = ..., rpc_address: _Optional[str] = ..., uptime_seconds: _Optional[int] = ...) -> None: ...
+    connected_peers: int
+    def __init__(self, version: _Optional[str] = ..., is_syncing: _Optional[bool] = ..., nickname: _Optional[str] = ..., root_hash: _Optional[str] = ..., db_stats: _Optional[_Union[DbStats, _Mapping]] = ..., peerId: _Optional[str] = ..., hub_operator_fid: _Optional[int] = ..., listen_addrs: _Optional[_Iterable[str]] = ..., network: _Optional[_Union[_message_pb2.FarcasterNetwork, str]] = ..., rpc_address: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., connected_peers: _Optional[int] = ...) -> None: ...
 
 class DbStats(_message.Message):
     __slots__ = ("num_messages", "num_fid_events", "num_fname_events", "approx_size")
@@ -118,7 +120,7 @@ class SyncStatusResponse(_message.Message):
     def __init__(self, is_syncing: _Optional[bool] = ..., sync_status: _Optional[_Iterable[_Union[SyncStatus, _Mapping]]] = ..., engine_started: _Optional[bool] = ...) -> None: ...
 
 class SyncStatus(_message.Message):
-    __slots__ = ("peerId", "inSync", "shouldSync", "divergencePrefix", "divergenceSecondsAgo", "theirMessages", "ourMessages", "lastBadSync", "score")
+    __slots__ = ("peerId", "inSync", "shouldSync", "divergencePrefix", "divergenceSecondsAgo", "theirMessages", "ourMessages", "lastBadSync", "score", "fetched", "pushed", "merged", "sessions", "last_sync_finished", "last_error", "connected")
     PEERID_FIELD_NUMBER: _ClassVar[int]
     INSYNC_FIELD_NUMBER: _ClassVar[int]
     SHOULDSYNC_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +130,13 @@ class SyncStatus(_message.Message):
     OURMESSAGES_FIELD_NUMBER: _ClassVar[int]
     LASTBADSYNC_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    FETCHED_FIELD_NUMBER: _ClassVar[int]
+    PUSHED_FIELD_NUMBER: _ClassVar[int]
+    MERGED_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SYNC_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
     peerId: str
     inSync: str
     shouldSync: bool
@@ -137,7 +146,14 @@ class SyncStatus(_message.Message):
     ourMessages: int
     lastBadSync: int
     score: int
-    def __init__(self, peerId: _Optional[str] = ..., inSync: _Optional[str] = ..., shouldSync: _Optional[bool] = ..., divergencePrefix: _Optional[str] = ..., divergenceSecondsAgo: _Optional[int] = ..., theirMessages: _Optional[int] = ..., ourMessages: _Optional[int] = ..., lastBadSync: _Optional[int] = ..., score: _Optional[int] = ...) -> None: ...
+    fetched: int
+    pushed: int
+    merged: int
+    sessions: int
+    last_sync_finished: int
+    last_error: str
+    connected: bool
+    def __init__(self, peerId: _Optional[str] = ..., inSync: _Optional[str] = ..., shouldSync: _Optional[bool] = ..., divergencePrefix: _Optional[str] = ..., divergenceSecondsAgo: _Optional[int] = ..., theirMessages: _Optional[int] = ..., ourMessages: _Optional[int] = ..., lastBadSync: _Optional[int] = ..., score: _Optional[int] = ..., fetched: _Optional[int] = ..., pushed: _Optional[int] = ..., merged: _Optional[int] = ..., sessions: _Optional[int] = ..., last_sync_finished: _Optional[int] = ..., last_error: _Optional[str] = ..., connected: _Optional[bool] = ...) -> None: ...
 
 class TrieNodePrefix(_message.Message):
     __slots__ = ("prefix",)

@@ -172,6 +172,16 @@ class HubServiceStub:
                 request_serializer=protocols_dot_proto_dot_request__response__pb2.HubInfoRequest.SerializeToString,
                 response_deserializer=protocols_dot_proto_dot_request__response__pb2.HubInfoResponse.FromString,
                 _registered_method=True)
+        self.GetCurrentPeers = channel.unary_unary(
+                '/HubService/GetCurrentPeers',
+                request_serializer=protocols_dot_proto_dot_request__response__pb2.Empty.SerializeToString,
+                response_deserializer=protocols_dot_proto_dot_request__response__pb2.ContactInfoResponse.FromString,
+                _registered_method=True)
+        self.GetSyncStatus = channel.unary_unary(
+                '/HubService/GetSyncStatus',
+                request_serializer=protocols_dot_proto_dot_request__response__pb2.SyncStatusRequest.SerializeToString,
+                response_deserializer=protocols_dot_proto_dot_request__response__pb2.SyncStatusResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -339,6 +349,18 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCurrentPeers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSyncStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -476,6 +498,16 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=protocols_dot_proto_dot_request__response__pb2.HubInfoRequest.FromString,
                     response_serializer=protocols_dot_proto_dot_request__response__pb2.HubInfoResponse.SerializeToString,
+            ),
+            'GetCurrentPeers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCurrentPeers,
+                    request_deserializer=protocols_dot_proto_dot_request__response__pb2.Empty.FromString,
+                    response_serializer=protocols_dot_proto_dot_request__response__pb2.ContactInfoResponse.SerializeToString,
+            ),
+            'GetSyncStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSyncStatus,
+                    request_deserializer=protocols_dot_proto_dot_request__response__pb2.SyncStatusRequest.FromString,
+                    response_serializer=protocols_dot_proto_dot_request__response__pb2.SyncStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1207,6 +1239,60 @@ class HubService:
             '/HubService/GetInfo',
             protocols_dot_proto_dot_request__response__pb2.HubInfoRequest.SerializeToString,
             protocols_dot_proto_dot_request__response__pb2.HubInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCurrentPeers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/HubService/GetCurrentPeers',
+            protocols_dot_proto_dot_request__response__pb2.Empty.SerializeToString,
+            protocols_dot_proto_dot_request__response__pb2.ContactInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSyncStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/HubService/GetSyncStatus',
+            protocols_dot_proto_dot_request__response__pb2.SyncStatusRequest.SerializeToString,
+            protocols_dot_proto_dot_request__response__pb2.SyncStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -18,6 +18,7 @@ from protocols.crdt import (
     UNIT_LIMITS,
     MemoryKV,
     fid_count,
+    flush_trie,
     merge_message,
     merge_onchain_event,
     message_count,
@@ -153,7 +154,12 @@ def run(messages: Sequence[pb.Message], allowed: frozenset[str]) -> MemoryKV:
 
 
 def state(kv: MemoryKV) -> list[tuple[bytes, bytes]]:
-    """Every key except the event log and meta counters (event ids depend on arrival order)."""
+    """Every key except the event log and meta counters (event ids depend on arrival order).
+
+    The sync trie is flushed first: which buckets are marked dirty depends on what was stored along the
+    way (a displaced message marks its bucket), but the flushed trie must not.
+    """
+    flush_trie(kv)
     return [(k, v) for k, v in kv.items() if not k.startswith((T_EVENT, T_META))]
 
 

@@ -1,0 +1,197 @@
+"""Gossipsub v1.1 for hub messages and contact info, with our validators deciding what spreads.
+
+Two topics per network: message bundles and contact info. py-libp2p runs the mesh; everything that
+decides (validation, scoring, rate limits) is the node's, passed in as the two validator callbacks. A
+validator returning True lets gossipsub forward the payload to the mesh; False drops it.
+
+Measured pitfalls of py-libp2p 0.8.1 handled here (DESIGN.md section 4): the built-in spam protection
+(which silently caps a peer at 10 messages/s) and the IP-diversity rule (which refuses mesh peers that
+share an IP, i.e. every local devnet) are off; the heartbeat is 1 s instead of 120 s; message ids are
+content hashes, so one payload relayed by many peers is processed once; and publishing waits while peer
+queues are nearly full instead of letting py-libp2p drop what does not fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import blake3
+import trio
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from p2p._host import HubHost
+
+log = logging.getLogger("stateless.gossip")
+
+#: Largest gossip payload we publish or accept (py-libp2p's RPC frame cap is 1 MiB).
+MAX_GOSSIP_PAYLOAD: Final = 512 * 1024
+#: py-libp2p drops RPCs past 32 queued per peer; publishing waits while any queue is this full.
+_QUEUE_HIGH_WATER: Final = 16
+#: Longest a publish waits for slow peers before sending anyway (they then rely on diff sync).
+_PUBLISH_WAIT: Final = 5.0
+_PUBLISH_POLL: Final = 0.005
+
+#: (forwarder peer id, origin peer id, payload) -> forward it?
+Validator = Callable[[str, str, bytes], Awaitable[bool]]
+
+
+def messages_topic(network: str) -> str:
+    """The gossip topic of hub message bundles on `network`."""
+    return f"/stateless-hub/{network}/messages/1"
+
+
+def contact_topic(network: str) -> str:
+    """The gossip topic of contact info on `network`."""
+    return f"/stateless-hub/{network}/contact/1"
+
+
+def gossip_message_id(msg: rpc_pb2.Message) -> bytes:
+    """Content addressing: the same payload has the same id whoever relays it."""
+    return blake3.blake3(msg.data).digest(length=20)
+
+
+class Gossip:
+    """A running gossip service (from `open_gossip`); valid only inside its `async with` block."""
+
+    def __init__(self, pubsub: Pubsub, router: GossipSub, host: HubHost, network: str) -> None:
+        self._pubsub = pubsub
+        self._router = router
+        self._host = host
+        self.messages_topic = messages_topic(network)
+        self.contact_topic = contact_topic(network)
+        self.published = 0
+        self.publish_waits = 0
+        self._nursery: trio.Nursery | None = None
+
+    async def _wait_for_room(self) -> None:
+        with trio.move_on_after(_PUBLISH_WAIT):
+            while any(len(q) >= _QUEUE_HIGH_WATER for q in list(self._pubsub.peer_queues.values())):
+                self.publish_waits += 1
+                await trio.sleep(_PUBLISH_POLL)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """Publish `payload`, first waiting (bounded) while peers' outbound queues are nearly full."""
+        if len(payload) > MAX_GOSSIP_PAYLOAD:
+            raise ValueError(f"gossip payload of {len(payload)} bytes exceeds {MAX_GOSSIP_PAYLOAD}")
+        await self._wait_for_room()
+        await self._pubsub.publish(topic, payload)
+        self.published += 1
+
+    def block(self, peer_id: str) -> None:
+        """Stop exchanging gossip with a peer and drop its connections (a ban)."""
+        # Not Pubsub.add_to_blacklist: its teardown task races the dead-peer handler and crashes the
+        # whole pubsub service with a KeyError (py-libp2p 0.8.1). Closing the connection ourselves lets
+        # pubsub clean up through its normal disconnect path.
+        self._pubsub.blacklisted_peers.add(ID.from_base58(peer_id))
+        if self._nursery is not None:
+            self._nursery.start_soon(self._host.disconnect, peer_id)
+
+    def unblock(self, peer_id: str) -> None:
+        """Lift `block` (a ban expired)."""
+        self._pubsub.blacklisted_peers.discard(ID.from_base58(peer_id))
+
+    def mesh_peers(self, topic: str) -> list[str]:
+        """Peers in our mesh for `topic`."""
+        return [str(p) for p in self._router.mesh.get(topic, set())]
+
+    async def wait_for_subscriber(self, peer_id: str, topic: str, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Return once `peer_id` is known to subscribe to `topic` (trio.TooSlowError after `timeout`)."""
+        await self._pubsub.wait_for_subscription(ID.from_base58(peer_id), topic, timeout=timeout)
+
+    def topic_peers(self, topic: str) -> list[str]:
+        """Peers known to subscribe to `topic`."""
+        return [str(p) for p in self._pubsub.peer_topics.get(topic, set())]
+
+
+def _reject(_forwarder: ID, _msg: rpc_pb2.Message) -> bool:
+    return False
+
+
+async def _drain(subscription: Any) -> None:
+    # Payloads were fully handled in the validator; the subscription only keeps us in the mesh.
+    async for _ in subscription:
+        pass
+
+
+@asynccontextmanager
+async def open_gossip(
+    host: HubHost,
+    *,
+    network: str,
+    on_bundle: Validator,
+    on_contact: Validator,
+    heartbeat_interval: float = 1.0,
+) -> AsyncIterator[Gossip]:
+    """Join the network's gossip topics on `host` until the block ends; validators decide what spreads."""
+    router = GossipSub(
+        protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
+        degree=6,
+        degree_low=4,
+        degree_high=12,
+        heartbeat_initial_delay=0.1,
+        heartbeat_interval=heartbeat_interval,  # annotated int in py-libp2p, but only ever slept on
+        spam_protection_enabled=False,
+        eclipse_protection_enabled=False,
+        adaptive_gossip_enabled=False,
+    )
+    pubsub = Pubsub(
+        host.libp2p_host,
+        router,
+        strict_signing=True,
+        msg_id_constructor=gossip_message_id,
+        validation_timeout=60.0,
+        max_inbound_rpc_size=2 * MAX_GOSSIP_PAYLOAD,
+        allowed_topics={messages_topic(network), contact_topic(network)},
+    )
+    own_id = host.info.peer_id
+    gossip = Gossip(pubsub, router, host, network)
+
+    def validator(callback: Validator) -> Callable[[ID, rpc_pb2.Message], Awaitable[bool]]:
+        async def validate(forwarder: ID, msg: rpc_pb2.Message) -> bool:
+            sender = str(forwarder)
+            if sender == own_id:  # our own publish passes through the same validators
+                return True
+            try:
+                origin = str(ID(msg.from_id))
+            except Exception:
+                return False
+            try:
+                return await callback(sender, origin, bytes(msg.data))
+            except Exception:
+                # A validator bug must not kill py-libp2p's reader for this peer; drop the payload.
+                log.exception("gossip validator failed")
+                return False
+
+        return validate
+
+    async with background_trio_service(pubsub), background_trio_service(router):
+        await pubsub.wait_until_ready()
+        pubsub.set_topic_validator(gossip.messages_topic, validator(on_bundle), True)
+        pubsub.set_topic_validator(gossip.contact_topic, validator(on_contact), True)
+        async with trio.open_nursery() as nursery:
+            gossip._nursery = nursery
+            for topic in (gossip.messages_topic, gossip.contact_topic):
+                nursery.start_soon(_drain, await pubsub.subscribe(topic))
+            try:
+                yield gossip
+            finally:
+                gossip._nursery = None
+                nursery.cancel_scope.cancel()
+                with trio.move_on_after(5, shield=True):
+                    for topic in (gossip.messages_topic, gossip.contact_topic):
+                        try:
+                            await pubsub.unsubscribe(topic)
+                        except Exception as e:
+                            log.debug("unsubscribing from %s: %s", topic, e)
+                    # Connections must close before pubsub's service stops: a pubsub frame arriving
+                    # after it would be handed to a closed nursery and crash the host (py-libp2p 0.8.1).
+                    pubsub.set_topic_validator(gossip.messages_topic, _reject, False)
+                    pubsub.set_topic_validator(gossip.contact_topic, _reject, False)
+                    await host.disconnect_all()
