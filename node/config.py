@@ -80,5 +80,7 @@ class NodeConfig:
     nickname: str = ""
     #: Multiaddrs to announce to peers instead of the bound listen addresses (NAT, containers).
     announce: tuple[str, ...] = ()
+    #: libp2p connections kept at most.
+    max_peers: int = 64
     p2p: NetworkSettings = field(default_factory=NetworkSettings)
     extra: dict[str, str] = field(default_factory=dict)

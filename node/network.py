@@ -138,6 +138,7 @@ class NetworkService:
         self._sync_slots = trio.Semaphore(settings.max_concurrent_syncs)
         self._serving: dict[str, int] = {}
         self._changed = trio.Event()
+        self._announce = trio.Event()
 
     def _notify_change(self) -> None:
         self._changed.set()
@@ -362,13 +363,21 @@ class NetworkService:
         assert self._gossip is not None
         await self._gossip.publish(self._gossip.contact_topic, self.contact_info().SerializeToString())
 
+    def announce_soon(self) -> None:
+        """Publish our contact info again shortly (something in it changed, or a peer arrived)."""
+        self._announce.set()
+
     async def _contact_loop(self) -> None:
         while True:
             try:
                 await self.publish_contact_info()
             except Exception as e:
                 log.warning("publishing contact info failed: %s", e)
-            await trio.sleep(self.settings.contact_interval)
+            with trio.move_on_after(self.settings.contact_interval):
+                await self._announce.wait()
+                # Give a newcomer a moment to learn our subscriptions, so the announcement reaches it.
+                await trio.sleep(min(1.0, self.settings.contact_interval))
+            self._announce = trio.Event()
 
     # ------------------------------------------------------------------------------------- sync
 
@@ -447,6 +456,7 @@ class NetworkService:
                         self._gossip.block(peer_id)
                 else:
                     self.request_sync(peer_id)
+                    self._announce.set()
 
     # ------------------------------------------------------------------------------------- sync server
 

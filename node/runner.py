@@ -150,6 +150,8 @@ async def open_node(
                             listen_host=config.gossip_host,
                             listen_port=config.gossip_port,
                             bootstrap=config.bootstrap,
+                            announce=config.announce,
+                            max_connections=config.max_peers,
                         ) as host,
                         open_network(
                             engine,
@@ -184,6 +186,7 @@ async def open_node(
                             trio.open_nursery() as background,
                         ):
                             rpc_address = str(rpc)
+                            network.announce_soon()  # now with the gRPC address in it
                             background.start_soon(_maintenance, engine, config)
                             try:
                                 yield NodeHandle(

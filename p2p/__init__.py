@@ -4,12 +4,14 @@ from p2p._framing import FrameError, FrameReader, encode_frame
 from p2p._gossip import MAX_GOSSIP_PAYLOAD, Gossip, contact_topic, messages_topic, open_gossip
 from p2p._host import (
     BOOTSTRAP_ATTEMPTS,
+    DEFAULT_MAX_CONNECTIONS,
     DIAL_TIMEOUT,
     NOISE_PROTOCOL_ID,
     YAMUX_PROTOCOL_ID,
     HostInfo,
     HubHost,
     open_host,
+    parse_announce_addr,
     parse_bootstrap_addr,
 )
 from p2p._keys import PEER_KEY_FILE_MODE, load_or_create_peer_key
@@ -26,6 +28,7 @@ from p2p._sync_wire import (
 
 __all__ = [
     "BOOTSTRAP_ATTEMPTS",
+    "DEFAULT_MAX_CONNECTIONS",
     "DIAL_TIMEOUT",
     "MAX_GOSSIP_PAYLOAD",
     "MAX_IDS_PER_PAGE",
@@ -49,6 +52,7 @@ __all__ = [
     "messages_topic",
     "open_gossip",
     "open_host",
+    "parse_announce_addr",
     "parse_bootstrap_addr",
     "serve_sync_stream",
 ]

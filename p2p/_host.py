@@ -24,6 +24,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as _new_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.noise.transport import PROTOCOL_ID as _NOISE_PROTOCOL_ID
@@ -38,6 +39,8 @@ NOISE_PROTOCOL_ID: Final[str] = str(_NOISE_PROTOCOL_ID)
 #: The only stream muxer offered or accepted (mplex is slow and deprecated).
 YAMUX_PROTOCOL_ID: Final[str] = str(_YAMUX_PROTOCOL_ID)
 
+#: Connections a host keeps at most (inbound ones beyond it are refused).
+DEFAULT_MAX_CONNECTIONS: Final = 64
 #: Longest a single dial (TCP connect + Noise + yamux negotiation) may take.
 DIAL_TIMEOUT: Final = 10.0
 #: Bootstrap peers are retried with exponential backoff, so nodes of a devnet may start in any order.
@@ -82,6 +85,21 @@ def parse_bootstrap_addr(addr: str) -> str:
         )
     if int(parsed.value_for_protocol("tcp")) == 0:
         raise _invalid(f"bad peer address {addr!r}: tcp port 0 cannot be dialled")
+    return str(parsed)
+
+
+def parse_announce_addr(addr: str) -> str:
+    """Check an address to announce: `/ip4|ip6|dns4|dns6|dns/<host>/tcp/<port>`, without /p2p."""
+    text = addr.strip() if isinstance(addr, str) else ""
+    try:
+        parsed = multiaddr.Multiaddr(text)
+        names = [p.name for p in parsed.protocols()]
+    except Exception as e:  # multiaddr raises a family of ValueError/TypeError subclasses
+        raise _invalid(f"bad announce address {addr!r}: {e}") from None
+    if len(names) != 2 or names[0] not in (*_ADDRESS_PROTOCOLS, "dns", "dns4", "dns6") or names[1] != "tcp":
+        raise _invalid(
+            f"bad announce address {addr!r}: expected /ip4/<ip>/tcp/<port> or /dns4/<name>/tcp/<port>"
+        )
     return str(parsed)
 
 
@@ -205,7 +223,7 @@ def _check_bindable(listen_host: str, listen_port: int) -> None:
         raise HubError("unavailable", f"cannot listen on {where}: {e.strerror or e}") from None
 
 
-def _new_libp2p_host(key_pair: KeyPair, listen_addr: str) -> IHost:
+def _new_libp2p_host(key_pair: KeyPair, listen_addr: str, max_connections: int) -> IHost:
     # Both maps are given explicitly: py-libp2p's defaults add plaintext, secio and TLS security and mplex.
     security = {
         TProtocol(NOISE_PROTOCOL_ID): _NoiseTransport(
@@ -220,6 +238,15 @@ def _new_libp2p_host(key_pair: KeyPair, listen_addr: str) -> IHost:
         listen_addrs=[_multiaddr(listen_addr)],
         enable_mDNS=False,
         enable_upnp=False,
+        # Connections beyond max_connections are pruned and refused; py-libp2p's defaults (300, with a
+        # floor of 50 it would dial for on its own) suit a DHT node, not a hub with a handful of peers.
+        connection_config=ConnectionConfig(
+            max_connections=max_connections,
+            min_connections=0,
+            low_watermark=max(1, max_connections * 3 // 4),
+            high_watermark=max_connections,
+            max_connections_per_peer=2,
+        ),
     )
 
 
@@ -286,6 +313,8 @@ async def open_host(
     listen_host: str = "127.0.0.1",
     listen_port: int = 2282,
     bootstrap: Sequence[str] = (),
+    announce: Sequence[str] = (),
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> AsyncIterator[HubHost]:
     """Run a libp2p host listening on TCP `listen_host:listen_port` (0 = any free port) until the block ends.
 
@@ -293,15 +322,20 @@ async def open_host(
     in the background; an unreachable one is logged on "stateless.p2p" and never stops the node. Bad
     parameters raise HubError `bad_request.invalid_param`; a port in use raises HubError `unavailable`.
     Errors raised inside the block come out as themselves, not wrapped in py-libp2p's exception groups.
+    `announce` replaces the bound addresses in `info.listen_addrs` (what peers are told to dial: behind
+    NAT or in containers); each is a /ip4|ip6|dns4|dns6/.../tcp/<port> multiaddr.
     """
     listen_addr = _listen_multiaddr(listen_host, listen_port)
     if isinstance(bootstrap, str):
         raise _invalid("bootstrap must be a sequence of peer addresses, not a single string")
     peers = [parse_bootstrap_addr(addr) for addr in bootstrap]
+    announced = [parse_announce_addr(addr) for addr in announce]
+    if not 1 <= max_connections <= 10_000:
+        raise _invalid(f"max_connections must be 1..10000, got {max_connections}")
     _check_bindable(listen_host, listen_port)
     # Without this every dial waits 250 ms for a second transport we never have.
     _libp2p_swarm._HAPPY_EYEBALLS_DELAY = 0
-    host = _new_libp2p_host(key_pair, listen_addr)
+    host = _new_libp2p_host(key_pair, listen_addr, max_connections)
     # py-libp2p's AutoConnector dials up to 200 peers from the peer store on its own, including peers we
     # just banned or cut off. Whom to connect to is the node's decision (bootstrap list, contact info).
     host.get_network().auto_connector.maybe_connect = _no_auto_dial
@@ -315,7 +349,8 @@ async def open_host(
                         "unavailable",
                         f"gossip port {listen_host}:{listen_port} is in use or cannot be opened",
                     )
-                hub = HubHost(host, HostInfo(peer_id, tuple(f"{addr}/p2p/{peer_id}" for addr in bound)))
+                shown = announced or bound
+                hub = HubHost(host, HostInfo(peer_id, tuple(f"{addr}/p2p/{peer_id}" for addr in shown)))
                 _log.info("libp2p host %s listening on %s", peer_id, ", ".join(bound))
                 async with trio.open_nursery() as nursery:
                     for addr in peers:

@@ -7,6 +7,7 @@ Also home of what every gRPC-speaking command shares (argument types, the channe
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from node.cli._output import (
     describe_hub_info,
     describe_message,
     describe_onchain_event,
+    describe_peers,
+    describe_sync_status,
     describe_user_data,
     format_rpc_error,
     hex0x,
@@ -438,6 +441,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_peers(args: argparse.Namespace) -> int:
+    with connect(args) as conn:
+        peers: rr.ContactInfoResponse = conn.hub.GetCurrentPeers(rr.Empty(), timeout=conn.timeout)
+    print(to_json(peers, indent=2) if args.json else describe_peers(peers, time.time()))
+    return 0
+
+
+def _cmd_sync_status(args: argparse.Namespace) -> int:
+    request = rr.SyncStatusRequest()
+    if args.peer:
+        request.peerId = args.peer
+    with connect(args) as conn:
+        status: rr.SyncStatusResponse = conn.hub.GetSyncStatus(request, timeout=conn.timeout)
+    print(to_json(status, indent=2) if args.json else describe_sync_status(status, time.time()))
+    return 0
+
+
 #: `--type` names for subscribe -> HubEventType
 EVENT_TYPES: Final = {
     "merge_message": he.HUB_EVENT_TYPE_MERGE_MESSAGE,
@@ -613,6 +633,14 @@ def register(subparsers: Any) -> None:
     _reader(
         sub, "info", "show the hub's version, peer id, addresses and counts", paged=False, fid=False
     ).set_defaults(handler=_cmd_info)
+    _reader(
+        sub, "peers", "list the hub's peers with their scores and bans", paged=False, fid=False
+    ).set_defaults(handler=_cmd_peers)
+    sync_status = _reader(
+        sub, "sync-status", "show diff-sync progress with each peer", paged=False, fid=False
+    )
+    sync_status.add_argument("--peer", metavar="PEER_ID", help="only this peer")
+    sync_status.set_defaults(handler=_cmd_sync_status)
 
     subscribe = sub.add_parser(
         "subscribe",

@@ -45,6 +45,13 @@ def multiaddr_arg(text: str) -> str:
     return text
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer from 1 to 10000."""
+    if not text.isdigit() or not 1 <= int(text) <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be an integer from 1 to 10000, got {text!r}")
+    return int(text)
+
+
 def build_node_config(args: argparse.Namespace) -> NodeConfig:
     """The NodeConfig described by `node start`'s arguments."""
     genesis: Path | None = args.genesis
@@ -59,6 +66,8 @@ def build_node_config(args: argparse.Namespace) -> NodeConfig:
         gossip_port=args.gossip_port,
         bootstrap=tuple(args.bootstrap),
         genesis=genesis,
+        announce=tuple(args.announce),
+        max_peers=args.max_peers,
     )
 
 
@@ -153,6 +162,23 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="MULTIADDR",
         help="peers to connect to at start, e.g. /ip4/127.0.0.1/tcp/2282/p2p/<peer id>",
+    )
+    start.add_argument(
+        "--announce",
+        type=multiaddr_arg,
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="MULTIADDR",
+        help="addresses peers should dial instead of the bound ones (NAT, containers), "
+        "e.g. /dns4/hub1/tcp/2282",
+    )
+    start.add_argument(
+        "--max-peers",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="most libp2p connections to keep (default 64)",
     )
     start.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default info)")
     start.set_defaults(handler=_cmd_start)

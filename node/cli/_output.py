@@ -248,8 +248,59 @@ def describe_hub_info(info: rr.HubInfoResponse) -> str:
     rows.append(("fid events", str(info.db_stats.num_fid_events)))
     rows.append(("uptime", format_duration(info.uptime_seconds)))
     rows.append(("syncing", "yes" if info.is_syncing else "no"))
+    rows.append(("peers", str(info.connected_peers)))
+    if info.root_hash:
+        rows.append(("trie root", info.root_hash))
     width = max(len(label) for label, _ in rows) + 1
     return "\n".join(f"{(label + ':') if label else '':<{width}} {value}" for label, value in rows)
+
+
+def describe_peers(response: rr.ContactInfoResponse, now_unix: float) -> str:
+    """One line per peer: id, connection, score, ban, messages, rpc address."""
+    if not response.contacts:
+        return "no peers"
+    lines = [f"{'peer id':<53} {'conn':<4} {'score':>6}  {'messages':>9}  {'banned for':<10}  rpc"]
+    for c in response.contacts:
+        banned = format_duration(int(c.banned_until - now_unix)) if c.banned_until > now_unix else "-"
+        rpc = f"{c.rpc_address.address}:{c.rpc_address.port}" if c.rpc_address.address else "-"
+        messages = str(c.count) if c.hub_version else "?"
+        conn = "yes" if c.connected else "no"
+        lines.append(f"{c.peer_id:<53} {conn:<4} {c.score:>6}  {messages:>9}  {banned:<10}  {rpc}")
+    return "\n".join(lines)
+
+
+def describe_sync_status(response: rr.SyncStatusResponse, now_unix: float) -> str:
+    """One block per peer: whether we agree, what was exchanged, the last problem."""
+    head = f"syncing now: {'yes' if response.is_syncing else 'no'}"
+    if not response.sync_status:
+        return head + "\nno peers"
+    blocks = [head]
+    for s in response.sync_status:
+        last = (
+            format_duration(max(0, int(now_unix - s.last_sync_finished / 1000))) + " ago"
+            if s.last_sync_finished
+            else "never"
+        )
+        rows = [
+            ("peer", s.peerId),
+            ("in sync", s.inSync),
+            ("messages", f"theirs {s.theirMessages}, ours {s.ourMessages}"),
+            ("exchanged", f"fetched {s.fetched} (new {s.merged}), pushed {s.pushed}, {s.sessions} sessions"),
+            ("last sync", last),
+            ("score", str(s.score)),
+        ]
+        if s.divergencePrefix:
+            rows.append(
+                (
+                    "diverged at",
+                    f"prefix {s.divergencePrefix} ({format_duration(s.divergenceSecondsAgo)} ago)",
+                )
+            )
+        if s.last_error:
+            rows.append(("last error", s.last_error))
+        width = max(len(label) for label, _ in rows) + 1
+        blocks.append("\n".join(f"  {label + ':':<{width}} {value}" for label, value in rows))
+    return "\n".join(blocks)
 
 
 # --- errors

@@ -13,8 +13,11 @@ from devnet import LocalDevnet, open_devnet, open_forger, open_withholder
 from node.runner import NodeHandle
 from protocols import crdt
 from protocols.messages import farcaster_now, public_key_bytes
+from protocols.proto import hub_event_pb2 as he
 from protocols.proto import message_pb2 as pb
+from protocols.proto import request_response_pb2 as rr
 from tests import factories as f
+from tests.conftest import Client
 
 FID = 41
 OTHER_FID = 42
@@ -220,3 +223,59 @@ async def test_adversarial_majority(tmp_path: Path, genesis: Path, keys: dict[in
             assert not node.network.is_banned(honest[0].peer_id) and not node.network.is_banned(
                 honest[1].peer_id
             )
+
+
+async def test_network_rpcs_and_subscribe_from_network(
+    tmp_path: Path, genesis: Path, keys: dict[int, Any]
+) -> None:
+    async with open_devnet(2, tmp_path, genesis=genesis) as net:
+        first, second = net.nodes
+        client = Client(second.rpc_target)
+        try:
+            received: list[he.HubEvent] = []
+
+            def consume() -> None:
+                stream = client.hub.Subscribe(
+                    rr.SubscribeRequest(from_id=0, event_types=[he.HUB_EVENT_TYPE_MERGE_MESSAGE]), timeout=30
+                )
+                for event in stream:
+                    received.append(event)
+                    stream.cancel()
+                    break
+
+            cast = f.cast_add(keys[FID], FID, "from the other node")
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(trio.to_thread.run_sync, consume)
+                    await first.engine.submit(cast)
+            assert received[0].merge_message_body.message.hash == cast.hash
+
+            # Wait until each side has the other's contact info (with its gRPC address, announced once
+            # the server listens) and a finished sync session.
+            def known() -> bool:
+                return all(
+                    other.peer_id in node.network.contacts
+                    and node.network.contacts[other.peer_id].info.body.rpc_address.port != 0
+                    and node.network.sync_status.get(other.peer_id).last_finished > 0
+                    for node, other in ((first, second), (second, first))
+                )
+
+            with trio.fail_after(30):
+                await net.wait_until(known)
+            peers = await client.call(client.hub.GetCurrentPeers, rr.Empty())
+            [peer] = [p for p in peers.contacts if p.peer_id == first.peer_id]
+            assert peer.connected and peer.score == 0 and peer.banned_until == 0
+            assert peer.network == pb.FARCASTER_NETWORK_DEVNET and peer.listen_addrs
+            assert peer.rpc_address.port == int(first.rpc_target.rsplit(":", 1)[1])
+
+            status = await client.call(client.hub.GetSyncStatus, rr.SyncStatusRequest(peerId=first.peer_id))
+            [entry] = status.sync_status
+            assert entry.peerId == first.peer_id and entry.connected and entry.sessions >= 1
+            assert entry.ourMessages == 1
+
+            info = await client.call(client.hub.GetInfo, rr.HubInfoRequest(db_stats=True))
+            assert info.connected_peers == 1
+            with second.engine.read() as kv:
+                assert info.root_hash == crdt.trie_root(kv).hash.hex()
+        finally:
+            client.close()

@@ -76,12 +76,14 @@ def start_args(data_dir: Path, genesis: Path | None) -> list[str]:
 class NodeProcess:
     """One `stateless node start` child process."""
 
-    def __init__(self, data_dir: Path, genesis: Path | None, log_dir: Path, name: str) -> None:
+    def __init__(
+        self, data_dir: Path, genesis: Path | None, log_dir: Path, name: str, extra: list[str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_dir / f"{name}.stderr"
         self._log: IO[str] = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [*stateless_command(), *start_args(data_dir, genesis)],
+            [*stateless_command(), *start_args(data_dir, genesis), *(extra or [])],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
@@ -94,6 +96,7 @@ class NodeProcess:
         self._reader = threading.Thread(target=self._read, name=f"{name}-stdout", daemon=True)
         self._reader.start()
         self.rpc_target = ""
+        self.libp2p_addrs: list[str] = []
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -131,6 +134,8 @@ class NodeProcess:
                 raise AssertionError(f"node exited with {code} before ready:\n{self.stderr_tail()}")
             if line.strip().startswith("gRPC"):
                 self.rpc_target = line.split()[-1]
+            if line.strip().startswith("libp2p"):
+                self.libp2p_addrs.append(line.split()[-1])
             if line.startswith("ready"):
                 assert self.rpc_target, f"banner had no gRPC line: {self.stdout}"
                 return self.rpc_target
@@ -176,8 +181,10 @@ class NodeProcesses:
         self._log_dir = log_dir
         self._started: list[NodeProcess] = []
 
-    def start(self, data_dir: Path, genesis: Path | None = None) -> NodeProcess:
-        node = NodeProcess(data_dir, genesis, self._log_dir, f"node{len(self._started)}")
+    def start(
+        self, data_dir: Path, genesis: Path | None = None, extra: list[str] | None = None
+    ) -> NodeProcess:
+        node = NodeProcess(data_dir, genesis, self._log_dir, f"node{len(self._started)}", extra)
         self._started.append(node)
         return node
 
