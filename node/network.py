@@ -139,13 +139,15 @@ class NetworkService:
         self._serving: dict[str, int] = {}
         self._changed = trio.Event()
         self._announce = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self._dialling: set[str] = set()
 
     def _notify_change(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
 
     async def wait_for_change(self) -> None:
-        """Return after the next change of peer state (score, ban, contact info, a finished sync)."""
+        """Return after the next change of peer state (connection, score, ban, contact info, a sync)."""
         await self._changed.wait()
 
     # ------------------------------------------------------------------------------------- scores
@@ -273,10 +275,13 @@ class NetworkService:
             return False  # a replay or reordering: nothing new
         self.contacts[origin] = Contact(info, self._clock())
         self._notify_change()
-        if origin in self.host.connected_peers() and self._diverges(info):
+        connected = origin in self.host.connected_peers()
+        if connected and self._diverges(info):
             self.request_sync(origin)
-        elif origin not in self.host.connected_peers() and origin != self.host.info.peer_id:
-            await self._maybe_dial(info)
+        elif not connected and self._nursery is not None and origin not in self._dialling:
+            # Dial in the background: a slow or dead address must not hold up this peer's gossip.
+            self._dialling.add(origin)
+            self._nursery.start_soon(self._maybe_dial, info)
         return True
 
     def _diverges(self, info: p2p_pb2.ContactInfo) -> bool:
@@ -285,14 +290,17 @@ class NetworkService:
         return bytes(info.trie_root) != root.hash
 
     async def _maybe_dial(self, info: p2p_pb2.ContactInfo) -> None:
-        if len(self.host.connected_peers()) >= self.settings.target_peers or self.is_banned(info.peer_id):
-            return
-        for addr in info.listen_addrs:
-            try:
-                await self.host.connect(addr)
+        try:
+            if len(self.host.connected_peers()) >= self.settings.target_peers or self.is_banned(info.peer_id):
                 return
-            except HubError as e:
-                log.debug("dialling %s from contact info: %s", addr, e)
+            for addr in info.listen_addrs[:4]:
+                try:
+                    await self.host.connect(addr)
+                    return
+                except HubError as e:
+                    log.debug("dialling %s from contact info: %s", addr, e)
+        finally:
+            self._dialling.discard(info.peer_id)
 
     # ------------------------------------------------------------------------------------- gossip out
 
@@ -449,6 +457,7 @@ class NetworkService:
 
     async def _connection_events(self, recv: trio.MemoryReceiveChannel[tuple[str, str]]) -> None:
         async for kind, peer_id in recv:
+            self._notify_change()
             if kind == "connected":
                 if self.is_banned(peer_id):
                     log.debug("dropping a new connection from banned or denied peer %s", peer_id)
@@ -518,6 +527,7 @@ class NetworkService:
         ) as gossip:
             self._gossip = gossip
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._bundler)
                 nursery.start_soon(self._contact_loop)
                 nursery.start_soon(self._sync_scheduler)
@@ -530,6 +540,7 @@ class NetworkService:
                     await trio.sleep_forever()
                 finally:
                     self._gossip = None
+                    self._nursery = None
                     nursery.cancel_scope.cancel()
 
     # ------------------------------------------------------------------------------------- views

@@ -15,6 +15,7 @@ from protocols import crdt
 from protocols.messages import farcaster_now, public_key_bytes
 from protocols.proto import hub_event_pb2 as he
 from protocols.proto import message_pb2 as pb
+from protocols.proto import p2p_pb2
 from protocols.proto import request_response_pb2 as rr
 from tests import factories as f
 from tests.conftest import Client
@@ -279,3 +280,34 @@ async def test_network_rpcs_and_subscribe_from_network(
                 assert info.root_hash == crdt.trie_root(kv).hash.hex()
         finally:
             client.close()
+
+
+async def test_contact_info_from_another_network_or_version_drops_the_peer(
+    tmp_path: Path, genesis: Path
+) -> None:
+    async with open_devnet(1, tmp_path / "n", genesis=genesis) as net, open_forger(tmp_path / "f") as peer:
+        node = net[0]
+        with trio.fail_after(30):
+            await peer.host.connect(node.host.info.listen_addrs[0])
+            await peer.gossip.wait_for_subscriber(node.peer_id, peer.gossip.contact_topic)
+        info = p2p_pb2.ContactInfo(peer_id=peer.peer_id, protocol_version=1)
+        info.body.network = pb.FARCASTER_NETWORK_MAINNET
+        info.body.timestamp = 1
+        await peer.gossip.publish(peer.gossip.contact_topic, info.SerializeToString())
+        with trio.fail_after(30):
+            await net.wait_until(lambda: node.network.is_banned(peer.peer_id))
+        assert peer.peer_id not in node.network.contacts
+
+    async with open_devnet(1, tmp_path / "m", genesis=genesis) as net, open_forger(tmp_path / "g") as peer:
+        node = net[0]
+        with trio.fail_after(30):
+            await peer.host.connect(node.host.info.listen_addrs[0])
+            await peer.gossip.wait_for_subscriber(node.peer_id, peer.gossip.contact_topic)
+        info = p2p_pb2.ContactInfo(peer_id=peer.peer_id, protocol_version=99)
+        info.body.network = pb.FARCASTER_NETWORK_DEVNET
+        info.body.timestamp = 1
+        await peer.gossip.publish(peer.gossip.contact_topic, info.SerializeToString())
+        with trio.fail_after(30):
+            await net.wait_until(lambda: node.network.is_banned(peer.peer_id))
+        with trio.fail_after(30):
+            await net.wait_until(lambda: peer.peer_id not in node.host.connected_peers())
