@@ -452,3 +452,45 @@ async def test_errors_inside_the_block_come_out_unwrapped(key_a: KeyPair) -> Non
     with pytest.raises(KeyError):
         async with open_host(key_a, listen_port=0):
             raise KeyError("caller's own error")
+
+
+# --- announce addresses and limits ------------------------------------------------------------------------
+
+
+async def test_announce_addresses_replace_the_bound_ones(key_a: KeyPair) -> None:
+    async with open_host(key_a, listen_port=0, announce=["/dns4/hub1.example/tcp/2282"]) as host:
+        assert host.info.listen_addrs == (f"/dns4/hub1.example/tcp/2282/p2p/{host.info.peer_id}",)
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "/ip4/1.2.3.4/udp/2282",
+        "/ip4/1.2.3.4/tcp/2282/p2p/12D3KooWMqHnpC3BZFzfBMvwnUbiBesneRgUWDBj3ymkg69q997c",
+        "nonsense",
+    ],
+)
+async def test_bad_announce_address_is_invalid_param(key_a: KeyPair, addr: str) -> None:
+    with pytest.raises(HubError) as info:
+        async with open_host(key_a, listen_port=0, announce=[addr]):
+            pass
+    assert info.value.code == "bad_request.invalid_param"
+
+
+async def test_max_connections_out_of_range_is_invalid_param(key_a: KeyPair) -> None:
+    with pytest.raises(HubError) as info:
+        async with open_host(key_a, listen_port=0, max_connections=0):
+            pass
+    assert info.value.code == "bad_request.invalid_param"
+
+
+async def test_py_libp2p_auto_dialling_is_off(key_a: KeyPair, key_b: KeyPair) -> None:
+    """Whom to connect to is the node's decision: py-libp2p must not redial peers on its own."""
+    async with open_host(key_a, listen_port=0) as a, open_host(key_b, listen_port=0) as b:
+        await b.connect(a.info.listen_addrs[0])
+        await wait_until([a, b], connected_both_ways(a, b))
+        network = b.libp2p_host.get_network()
+        await network.auto_connector.maybe_connect()  # what its periodic task calls
+        await b.disconnect(a.info.peer_id)
+        await network.auto_connector.maybe_connect()
+        assert a.info.peer_id not in b.connected_peers()
