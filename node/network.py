@@ -45,6 +45,14 @@ log = logging.getLogger("stateless.network")
 PROTOCOL_VERSION: Final = 1
 #: Most messages one gossip bundle may carry (ours are smaller; see NetworkSettings).
 MAX_BUNDLE_MESSAGES: Final = 1024
+#: Contact infos kept (one per peer id); beyond it the stalest of an unconnected peer is forgotten.
+MAX_CONTACTS: Final = 1024
+#: Contact infos one peer may relay to us per second (and in a burst): every hub announces itself
+#: every few seconds, so honest relays stay far below this.
+CONTACT_RATE: Final = 20.0
+CONTACT_BURST: Final = 200.0
+#: What we keep about a peer (sync status, contact info) is dropped this long after it left.
+STALE_PEER_SECONDS: Final = 3600.0
 
 
 @dataclass
@@ -129,6 +137,7 @@ class NetworkService:
         self.contacts: dict[str, Contact] = {}
         self.stats = NetworkStats()
         self._buckets: dict[str, TokenBucket] = {}
+        self._contact_buckets: dict[str, TokenBucket] = {}
         self._banned: set[str] = set()
         self._denied: set[str] = set()
         self._gossip: Gossip | None = None
@@ -243,8 +252,16 @@ class NetworkService:
             self.stats.bundles_forwarded += 1
         return forward
 
+    def _on_bad_rpc(self, sender: str) -> None:
+        self.penalise(sender, "malformed_frame")
+
     async def _on_contact(self, sender: str, origin: str, payload: bytes) -> bool:
         if self.is_banned(sender):
+            return False
+        # Contact info is cheap to forge under fresh identities; each sender gets a small budget.
+        if not self._contact_budget(sender):
+            self.stats.rate_limited += 1
+            self.penalise(sender, "rate_limited")
             return False
         try:
             info = p2p_pb2.ContactInfo.FromString(payload)
@@ -273,6 +290,8 @@ class NetworkService:
         previous = self.contacts.get(origin)
         if previous is not None and previous.info.body.timestamp >= info.body.timestamp:
             return False  # a replay or reordering: nothing new
+        if previous is None and len(self.contacts) >= MAX_CONTACTS:
+            self._evict_contact()
         self.contacts[origin] = Contact(info, self._clock())
         self._notify_change()
         connected = origin in self.host.connected_peers()
@@ -283,6 +302,37 @@ class NetworkService:
             self._dialling.add(origin)
             self._nursery.start_soon(self._maybe_dial, info)
         return True
+
+    def _contact_budget(self, sender: str) -> bool:
+        bucket = self._contact_buckets.get(sender)
+        now = self._clock()
+        if bucket is None:
+            bucket = self._contact_buckets[sender] = TokenBucket(CONTACT_RATE, CONTACT_BURST, now)
+        return bucket.take(1, now)
+
+    def _evict_contact(self) -> None:
+        """Make room: forget the stalest contact of a peer we are not connected to."""
+        connected = set(self.host.connected_peers())
+        idle = [(c.received, pid) for pid, c in self.contacts.items() if pid not in connected]
+        if idle:
+            del self.contacts[min(idle)[1]]
+        else:
+            del self.contacts[min((c.received, pid) for pid, c in self.contacts.items())[1]]
+
+    def _forget_stale_peers(self) -> None:
+        """Bound per-peer bookkeeping: drop what we keep about peers long gone."""
+        now = self._clock()
+        connected = set(self.host.connected_peers())
+        horizon = now - STALE_PEER_SECONDS
+        for table in (self._buckets, self._contact_buckets):
+            for pid in [p for p in table if p not in connected]:
+                del table[pid]
+        for pid, status in list(self.sync_status.peers.items()):
+            if pid not in connected and not status.syncing and status.last_finished < horizon:
+                del self.sync_status.peers[pid]
+        for pid, contact in list(self.contacts.items()):
+            if pid not in connected and contact.received < horizon:
+                del self.contacts[pid]
 
     def _diverges(self, info: p2p_pb2.ContactInfo) -> bool:
         with self.engine.read() as kv:
@@ -450,6 +500,7 @@ class NetworkService:
             await trio.sleep(self.settings.sync_interval)
             self._lift_expired_bans()
             self.scores.forget_idle(self._clock())
+            self._forget_stale_peers()
             peers = self.host.connected_peers()
             random.shuffle(peers)
             for peer_id in peers:
@@ -524,6 +575,7 @@ class NetworkService:
             on_bundle=self._on_bundle,
             on_contact=self._on_contact,
             heartbeat_interval=self.settings.heartbeat_interval,
+            on_bad_rpc=self._on_bad_rpc,
         ) as gossip:
             self._gossip = gossip
             async with trio.open_nursery() as nursery:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -222,8 +222,16 @@ class SyncSession:
                 raise _Bad("bad_sync_answer", f"trie node {prefix.hex() or 'root'}: {problem}")
         return node
 
-    async def _their_ids(self, client: SyncClient, prefix: bytes) -> list[bytes]:
-        out: list[bytes] = []
+    async def _their_id_pages(
+        self, client: SyncClient, prefix: bytes, claimed: int
+    ) -> AsyncIterator[list[bytes]]:
+        """The peer's sync ids under `prefix`, a page at a time, never many more than its trie claimed.
+
+        Some slack over `claimed` allows for messages the peer merged since it answered; a peer that keeps
+        sending beyond that is lying (and would otherwise make us hold unbounded lists).
+        """
+        allowed = claimed + max(ID_PAGE, claimed // 8)
+        seen = 0
         after: bytes | None = None
         while True:
             page = await client.sync_ids(prefix, after, ID_PAGE)
@@ -234,18 +242,30 @@ class SyncSession:
                         "bad_sync_answer", f"sync id list under {prefix.hex()} is out of order or range"
                     )
                 after = sid
-            out.extend(ids)
+            seen += len(ids)
+            if seen > allowed:
+                raise _Bad(
+                    "bad_sync_answer", f"more than the {claimed} sync ids claimed under {prefix.hex()}"
+                )
+            if ids:
+                yield ids
             if not page.more or not ids:
-                return out
+                return
+
+    async def _their_ids(self, client: SyncClient, prefix: bytes, claimed: int) -> list[bytes]:
+        out: list[bytes] = []
+        async for page in self._their_id_pages(client, prefix, claimed):
+            out.extend(page)
+        return out
 
     async def _reconcile_leaf(self, client: SyncClient, prefix: bytes, theirs: crdt.TrieChild | None) -> None:
-        their_ids = await self._their_ids(client, prefix) if theirs is not None else []
+        their_ids = await self._their_ids(client, prefix, theirs.count) if theirs is not None else []
         if theirs is not None:
             problem = crdt.check_leaf_ids(prefix, theirs.count, theirs.hash, their_ids)
             if problem is not None:
                 # The bucket may have changed between the two answers; ask once more before blaming.
                 again = await self._their_node(client, prefix)
-                their_ids = await self._their_ids(client, prefix)
+                their_ids = await self._their_ids(client, prefix, again.count)
                 problem = crdt.check_leaf_ids(prefix, again.count, again.hash, their_ids)
                 if problem is not None:
                     raise _Bad("bad_sync_answer", f"bucket {prefix.hex()}: {problem}")
@@ -290,10 +310,10 @@ class SyncSession:
             elif len(child_prefix) == crdt.LEAF_PREFIX_BYTES:
                 await self._reconcile_leaf(client, child_prefix, t)
             elif m is None:
-                # We hold nothing here: skip the descent and list their ids straight away.
-                ids = await self._their_ids(client, child_prefix)
-                for i in range(0, len(ids), MESSAGE_BATCH):
-                    await self._missing_send.send(ids[i : i + MESSAGE_BATCH])
+                # We hold nothing here: skip the descent and fetch their ids as they are listed.
+                async for page in self._their_id_pages(client, child_prefix, t.count):
+                    for i in range(0, len(page), MESSAGE_BATCH):
+                        await self._missing_send.send(page[i : i + MESSAGE_BATCH])
                 self._status.divergence_prefix = self._status.divergence_prefix or child_prefix
             else:
                 child = await self._their_node(client, child_prefix)

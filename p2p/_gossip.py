@@ -20,10 +20,13 @@ from typing import Any, Final
 
 import blake3
 import trio
+from google.protobuf.message import DecodeError
+from libp2p.abc import INetStream
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pubsub import Pubsub, ValidationCache
 from libp2p.tools.anyio_service import background_trio_service
 
 from p2p._host import HubHost
@@ -114,6 +117,57 @@ def _reject(_forwarder: ID, _msg: rpc_pb2.Message) -> bool:
     return False
 
 
+class _NoValidationCache(ValidationCache):  # type: ignore[misc]  # py-libp2p is untyped for mypy
+    """Never reuse a verdict: ours depend on who sent the payload, not only on its bytes.
+
+    py-libp2p caches each validation result by message id (a content hash here) for 300 s. A payload
+    rejected from a banned or rate-limited peer would then be dropped unexamined when an honest peer
+    relays it. Accepted payloads need no cache: pubsub marks them seen and never validates them again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(ttl=0, max_size=1)
+
+    def get(self, msg_id: bytes) -> None:
+        return None
+
+    def put(self, msg_id: bytes, result: Any) -> None:
+        return None
+
+
+def _guard_inbound_streams(
+    pubsub: Pubsub, protocols: list[TProtocol], on_bad_rpc: Callable[[str], None] | None
+) -> None:
+    """Keep one peer's unparseable RPC frame from taking the whole host down.
+
+    py-libp2p 0.8.1 only catches framing errors in its pubsub stream handler: an RPC frame that is not
+    a valid protobuf raises DecodeError out of the handler, through the connection's nursery, and stops
+    the host. Here any error from a peer's inbound pubsub stream ends just that stream, the way
+    py-libp2p itself handles a bad frame length (reset, then forget the peer's pubsub state), and an
+    RPC that does not parse is reported to `on_bad_rpc` as the peer's fault.
+    """
+
+    async def handle(stream: INetStream) -> None:
+        try:
+            await pubsub.stream_handler(stream)
+        except Exception as e:
+            peer_id = stream.muxed_conn.peer_id
+            log.info("dropping the gossip stream from %s: %s", peer_id, e)
+            if on_bad_rpc is not None and isinstance(e, DecodeError):
+                try:
+                    on_bad_rpc(str(peer_id))
+                except Exception:
+                    log.exception("on_bad_rpc callback failed")
+            try:
+                await stream.reset()
+            except Exception as reset_error:
+                log.debug("resetting the gossip stream from %s: %s", peer_id, reset_error)
+            pubsub._handle_dead_peer(peer_id)
+
+    for protocol in protocols:
+        pubsub.host.set_stream_handler(protocol, handle)
+
+
 async def _drain(subscription: Any) -> None:
     # Payloads were fully handled in the validator; the subscription only keeps us in the mesh.
     async for _ in subscription:
@@ -128,8 +182,13 @@ async def open_gossip(
     on_bundle: Validator,
     on_contact: Validator,
     heartbeat_interval: float = 1.0,
+    on_bad_rpc: Callable[[str], None] | None = None,
 ) -> AsyncIterator[Gossip]:
-    """Join the network's gossip topics on `host` until the block ends; validators decide what spreads."""
+    """Join the network's gossip topics on `host` until the block ends; validators decide what spreads.
+
+    `on_bad_rpc(peer_id)` is told of a peer that sent a gossip RPC frame that does not parse (below the
+    validators, which never see it); that peer's gossip stream is dropped either way.
+    """
     router = GossipSub(
         protocols=[PROTOCOL_ID_V12, PROTOCOL_ID_V11],
         degree=6,
@@ -150,6 +209,8 @@ async def open_gossip(
         max_inbound_rpc_size=2 * MAX_GOSSIP_PAYLOAD,
         allowed_topics={messages_topic(network), contact_topic(network)},
     )
+    pubsub.validation_cache = _NoValidationCache()
+    _guard_inbound_streams(pubsub, router.get_protocols(), on_bad_rpc)
     own_id = host.info.peer_id
     gossip = Gossip(pubsub, router, host, network)
 

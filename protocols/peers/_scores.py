@@ -149,7 +149,9 @@ class TokenBucket:
         self._last = now
 
     def take(self, n: float, now: float) -> bool:
-        """Spend `n` tokens if available; False (and nothing spent) otherwise."""
+        """Spend `n` tokens if available; False (and nothing spent) otherwise. ValueError if `n` < 0."""
+        if not n >= 0:  # also NaN: either would add tokens instead of spending them, lifting the limit
+            raise ValueError(f"cannot take {n} tokens")
         if now > self._last:
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
