@@ -50,6 +50,9 @@ ERROR_CODES: Final[dict[str, ErrorKind]] = {
     "bad_request.prunable": ErrorKind(
         False, "the store is full and the message is older than everything kept"
     ),
+    "bad_request.blob_corrupt": ErrorKind(
+        False, "a blob block does not hash to its CID, or a DAG node's sizes contradict its children"
+    ),
     "not_found": ErrorKind(False, "no such message, event or resource"),
     "unauthorized": ErrorKind(False, "the caller may not use this method"),
     "unavailable": ErrorKind(True, "the hub cannot serve this now; retry later"),
