@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DATA_DIR ?= .hub-data
 
-.PHONY: install run test lint protos bench clean
+.PHONY: install run test lint protos bench bench-network clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ protos: install
 
 bench: install
 	$(PY) bench/bench_ingest.py
+
+bench-network: install
+	$(PY) bench/bench_network.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -45,7 +45,7 @@ class NetworkSettings:
     #: A bundle is published when it holds this many messages or bytes, or after `bundle_delay` s.
     bundle_messages: int = 256
     bundle_bytes: int = 256 * 1024
-    bundle_delay: float = 0.05
+    bundle_delay: float = 0.2
     #: Messages from local clients waiting to be gossiped; beyond it submitters wait (backpressure).
     outbound_queue: int = 20_000
     contact_interval: float = 10.0

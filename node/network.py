@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import blake3
 import trio
 from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 
@@ -106,6 +107,7 @@ class NetworkStats:
     messages_out: int = 0
     bans: int = 0
     rate_limited: int = 0
+    duplicates_in: int = 0
     sync_sessions: int = 0
     sync_failures: int = 0
     extra: dict[str, int] = field(default_factory=dict)
@@ -138,6 +140,7 @@ class NetworkService:
         self.stats = NetworkStats()
         self._buckets: dict[str, TokenBucket] = {}
         self._contact_buckets: dict[str, TokenBucket] = {}
+        self._in_flight: set[bytes] = set()
         self._banned: set[str] = set()
         self._denied: set[str] = set()
         self._gossip: Gossip | None = None
@@ -233,12 +236,22 @@ class NetworkService:
             return False
         if not raws:
             return False
+        # py-libp2p marks a payload seen only after its validator returns, so copies relayed by other
+        # peers meanwhile reach us again; drop those while the first copy is being validated.
+        digest = blake3.blake3(payload).digest(length=16)
+        if digest in self._in_flight:
+            self.stats.duplicates_in += 1
+            return False
         if not self._rate_ok(sender, len(raws)):
             self.stats.rate_limited += 1
             self.penalise(sender, "rate_limited")
             return False
         self.stats.messages_in += len(raws)
-        result, merged = await ingest(self.engine, raws, origin="gossip")
+        self._in_flight.add(digest)
+        try:
+            result, merged = await ingest(self.engine, raws, origin="gossip")
+        finally:
+            self._in_flight.discard(digest)
         self.stats.messages_merged += result.merged
         if result.invalid:
             self.stats.invalid_in += result.invalid
