@@ -544,9 +544,14 @@ class NetworkService:
 
     def sync_ids(self, prefix: bytes, after: bytes | None, limit: int) -> p2p_pb2.SyncIdsAnswer:
         """SyncSource: one page of our sync ids under `prefix`."""
+        prefix = bytes(prefix)
         with self.engine.read() as kv:
-            ids = crdt.sync_ids_under(kv, bytes(prefix), after=after, limit=limit + 1)
-        return p2p_pb2.SyncIdsAnswer(sync_ids=ids[:limit], more=len(ids) > limit)
+            ids = crdt.sync_ids_under(kv, prefix, after=after, limit=limit + 1)
+            answer = p2p_pb2.SyncIdsAnswer(sync_ids=ids[:limit], more=len(ids) > limit)
+            if len(prefix) == crdt.LEAF_PREFIX_BYTES and after is None and not answer.more:
+                bucket = crdt.trie_node(kv, prefix)
+                answer.bucket_count, answer.bucket_hash = bucket.count, bucket.hash
+        return answer
 
     def messages(self, sync_ids: Any) -> list[bytes]:
         """SyncSource: the messages we hold for these ids."""

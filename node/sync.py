@@ -230,7 +230,8 @@ class SyncSession:
         Some slack over `claimed` allows for messages the peer merged since it answered; a peer that keeps
         sending beyond that is lying (and would otherwise make us hold unbounded lists).
         """
-        allowed = claimed + max(ID_PAGE, claimed // 8)
+        # Generous: a busy prefix can grow a lot while a long listing is paged through.
+        allowed = 2 * claimed + ID_PAGE
         seen = 0
         after: bytes | None = None
         while True:
@@ -259,16 +260,22 @@ class SyncSession:
         return out
 
     async def _reconcile_leaf(self, client: SyncClient, prefix: bytes, theirs: crdt.TrieChild | None) -> None:
-        their_ids = await self._their_ids(client, prefix, theirs.count) if theirs is not None else []
+        their_ids: list[bytes] = []
         if theirs is not None:
-            problem = crdt.check_leaf_ids(prefix, theirs.count, theirs.hash, their_ids)
-            if problem is not None:
-                # The bucket may have changed between the two answers; ask once more before blaming.
-                again = await self._their_node(client, prefix)
-                their_ids = await self._their_ids(client, prefix, again.count)
-                problem = crdt.check_leaf_ids(prefix, again.count, again.hash, their_ids)
+            page = await client.sync_ids(prefix, None, ID_PAGE)
+            their_ids = [bytes(i) for i in page.sync_ids]
+            if page.more:
+                their_ids = await self._their_ids(client, prefix, theirs.count)
+            elif page.bucket_hash:
+                # The bucket's count and hash came with the ids, from one snapshot: if they disagree the
+                # peer is provably lying (a stale parent entry, by contrast, only means it took writes).
+                problem = crdt.check_leaf_ids(prefix, page.bucket_count, bytes(page.bucket_hash), their_ids)
                 if problem is not None:
                     raise _Bad("bad_sync_answer", f"bucket {prefix.hex()}: {problem}")
+            else:
+                for sid in their_ids:
+                    if len(sid) != crdt.SYNC_ID_BYTES or not sid.startswith(prefix):
+                        raise _Bad("bad_sync_answer", f"sync id outside bucket {prefix.hex()}")
         ours = set(self._local_ids(prefix))
         theirs_set = set(their_ids)
         missing = sorted(theirs_set - ours)

@@ -80,12 +80,16 @@ class TrieNodeAnswer(_message.Message):
     def __init__(self, prefix: _Optional[bytes] = ..., count: _Optional[int] = ..., hash: _Optional[bytes] = ..., children: _Optional[_Iterable[_Union[TrieChildEntry, _Mapping]]] = ...) -> None: ...
 
 class SyncIdsAnswer(_message.Message):
-    __slots__ = ("sync_ids", "more")
+    __slots__ = ("sync_ids", "more", "bucket_count", "bucket_hash")
     SYNC_IDS_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_COUNT_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_HASH_FIELD_NUMBER: _ClassVar[int]
     sync_ids: _containers.RepeatedScalarFieldContainer[bytes]
     more: bool
-    def __init__(self, sync_ids: _Optional[_Iterable[bytes]] = ..., more: _Optional[bool] = ...) -> None: ...
+    bucket_count: int
+    bucket_hash: bytes
+    def __init__(self, sync_ids: _Optional[_Iterable[bytes]] = ..., more: _Optional[bool] = ..., bucket_count: _Optional[int] = ..., bucket_hash: _Optional[bytes] = ...) -> None: ...
 
 class PushAnswer(_message.Message):
     __slots__ = ("merged", "rejected")
@@ -116,3 +120,29 @@ class SyncResponse(_message.Message):
     push: PushAnswer
     error: SyncError
     def __init__(self, trie_node: _Optional[_Union[TrieNodeAnswer, _Mapping]] = ..., sync_ids: _Optional[_Union[SyncIdsAnswer, _Mapping]] = ..., messages: _Optional[_Union[MessageBundle, _Mapping]] = ..., push: _Optional[_Union[PushAnswer, _Mapping]] = ..., error: _Optional[_Union[SyncError, _Mapping]] = ...) -> None: ...
+
+class BlockRequest(_message.Message):
+    __slots__ = ("want", "have")
+    WANT_FIELD_NUMBER: _ClassVar[int]
+    HAVE_FIELD_NUMBER: _ClassVar[int]
+    want: _containers.RepeatedScalarFieldContainer[bytes]
+    have: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, want: _Optional[_Iterable[bytes]] = ..., have: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class BlockEntry(_message.Message):
+    __slots__ = ("cid", "data")
+    CID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    cid: bytes
+    data: bytes
+    def __init__(self, cid: _Optional[bytes] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class BlockResponse(_message.Message):
+    __slots__ = ("blocks", "dont_have", "have")
+    BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    DONT_HAVE_FIELD_NUMBER: _ClassVar[int]
+    HAVE_FIELD_NUMBER: _ClassVar[int]
+    blocks: _containers.RepeatedCompositeFieldContainer[BlockEntry]
+    dont_have: _containers.RepeatedScalarFieldContainer[bytes]
+    have: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, blocks: _Optional[_Iterable[_Union[BlockEntry, _Mapping]]] = ..., dont_have: _Optional[_Iterable[bytes]] = ..., have: _Optional[_Iterable[bytes]] = ...) -> None: ...
