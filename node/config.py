@@ -82,5 +82,9 @@ class NodeConfig:
     announce: tuple[str, ...] = ()
     #: libp2p connections kept at most.
     max_peers: int = 64
+    #: Bytes of blocks the blob store keeps; past it unpinned blobs are collected oldest first.
+    blob_quota_bytes: int | None = None
+    #: Announce and look up blob providers in the kad-dht (connected peers are always asked).
+    blob_dht: bool = True
     p2p: NetworkSettings = field(default_factory=NetworkSettings)
     extra: dict[str, str] = field(default_factory=dict)

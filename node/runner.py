@@ -19,6 +19,7 @@ from typing import Final, TextIO
 
 import trio
 
+from node.blobs import BlobInfo, BlobStore, BlockExchange, open_block_exchange
 from node.config import NodeConfig, network_name
 from node.engine import HubEngine
 from node.genesis import load_genesis
@@ -27,6 +28,7 @@ from node.rpc import NodeInfo, RpcAddress, serve_rpc
 from node.storage import LmdbStore, TxnKV, Writer
 from p2p import HubHost, load_or_create_peer_key, open_host
 from protocols import crdt
+from protocols.blobs import Cid
 from protocols.errors import HubError
 
 log = logging.getLogger("stateless.node")
@@ -43,6 +45,26 @@ def hub_version() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class BlobNode:
+    """The node's blob side as the gRPC layer sees it: the store plus the block exchange."""
+
+    store: BlobStore
+    exchange: BlockExchange
+
+    async def fetch(self, root: Cid) -> BlobInfo:
+        """Fetch a blob from peers, verified, into the store."""
+        return await self.exchange.fetch(root)
+
+    async def announce(self, root: Cid) -> None:
+        """Announce a stored blob to the DHT (queued; returns at once)."""
+        self.exchange.announce(root)
+
+    async def find_providers(self, root: Cid) -> list[str]:
+        """Peers that say they hold `root` (connected peers asked directly, plus the DHT)."""
+        return await self.exchange.finder.find(root)
+
+
+@dataclass(frozen=True, slots=True)
 class NodeHandle:
     """A running node as tests and the devnet see it."""
 
@@ -51,6 +73,7 @@ class NodeHandle:
     rpc: RpcAddress
     config: NodeConfig
     network: NetworkService
+    blobs: BlobNode
 
     @property
     def peer_id(self) -> str:
@@ -129,7 +152,9 @@ async def open_node(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     with _DataDirLock(config):
         store = LmdbStore(config.data_dir / "hub.lmdb")
+        blob_store: BlobStore | None = None
         try:
+            blob_store = BlobStore(config.data_dir / "blobs.lmdb", quota_bytes=config.blob_quota_bytes)
             key_pair = load_or_create_peer_key(config.data_dir / "peer.key")
             async with trio.open_nursery() as core:
                 indexed = await trio.to_thread.run_sync(partial(store.write_batch, [_ensure_sync_trie]))
@@ -162,7 +187,16 @@ async def open_node(
                             version=hub_version(),
                             clock=clock,
                         ) as network,
+                        open_block_exchange(
+                            host,
+                            blob_store,
+                            penalise=network.penalise,
+                            allow=lambda peer_id: not network.is_banned(peer_id),
+                            dht=config.blob_dht,
+                            clock=clock,
+                        ) as exchange,
                     ):
+                        blobs = BlobNode(blob_store, exchange)
 
                         def info(address: RpcAddress) -> NodeInfo:
                             return NodeInfo(
@@ -182,6 +216,7 @@ async def open_node(
                                 port=config.rpc_port,
                                 admin_from_anywhere=config.admin_on_public_rpc,
                                 network=network,
+                                blobs=blobs,
                             ) as rpc,
                             trio.open_nursery() as background,
                         ):
@@ -190,7 +225,12 @@ async def open_node(
                             background.start_soon(_maintenance, engine, config)
                             try:
                                 yield NodeHandle(
-                                    engine=engine, host=host, rpc=rpc, config=config, network=network
+                                    engine=engine,
+                                    host=host,
+                                    rpc=rpc,
+                                    config=config,
+                                    network=network,
+                                    blobs=blobs,
                                 )
                             finally:
                                 background.cancel_scope.cancel()
@@ -198,6 +238,8 @@ async def open_node(
                     # The writer drains its current batch (never abandoned mid-commit), then stops.
                     core.cancel_scope.cancel()
         finally:
+            if blob_store is not None:
+                blob_store.close()
             store.close()
 
 

@@ -1,5 +1,15 @@
-"""py-libp2p glue: the host, gossip, the diff-sync wire protocol and connection events."""
+"""py-libp2p glue: the host, gossip, the diff-sync and block-exchange wire protocols, connection events."""
 
+from p2p._blocks_wire import (
+    BLOCKS_PROTOCOL_ID,
+    MAX_BLOCK_FRAME,
+    MAX_HAVE_PER_REQUEST,
+    MAX_WANT_PER_REQUEST,
+    BlockClient,
+    BlockPeerError,
+    BlockSource,
+    serve_block_stream,
+)
 from p2p._framing import FrameError, FrameReader, encode_frame
 from p2p._gossip import MAX_GOSSIP_PAYLOAD, Gossip, contact_topic, messages_topic, open_gossip
 from p2p._host import (
@@ -27,17 +37,24 @@ from p2p._sync_wire import (
 )
 
 __all__ = [
+    "BLOCKS_PROTOCOL_ID",
     "BOOTSTRAP_ATTEMPTS",
     "DEFAULT_MAX_CONNECTIONS",
     "DIAL_TIMEOUT",
+    "MAX_BLOCK_FRAME",
     "MAX_GOSSIP_PAYLOAD",
+    "MAX_HAVE_PER_REQUEST",
     "MAX_IDS_PER_PAGE",
     "MAX_MESSAGES_PER_REQUEST",
     "MAX_SYNC_FRAME",
+    "MAX_WANT_PER_REQUEST",
     "NOISE_PROTOCOL_ID",
     "PEER_KEY_FILE_MODE",
     "SYNC_PROTOCOL_ID",
     "YAMUX_PROTOCOL_ID",
+    "BlockClient",
+    "BlockPeerError",
+    "BlockSource",
     "FrameError",
     "FrameReader",
     "Gossip",
@@ -54,5 +71,6 @@ __all__ = [
     "open_host",
     "parse_announce_addr",
     "parse_bootstrap_addr",
+    "serve_block_stream",
     "serve_sync_stream",
 ]

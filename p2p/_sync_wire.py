@@ -122,7 +122,10 @@ async def serve_sync_stream(stream: INetStream, source: SyncSource, active: dict
                     source.penalise(peer_id, "malformed_frame")
                     return
                 response = await _answer(source, peer_id, request)
-                await stream.write(encode_frame(response.SerializeToString()))
+                # Shielded: a cancellation inside a Noise write burns a nonce and kills the whole
+                # connection (py-libp2p 0.8.1; see p2p/_blocks_wire.py). Bounded by its own timeout.
+                with trio.CancelScope(shield=True), trio.fail_after(REQUEST_TIMEOUT):
+                    await stream.write(encode_frame(response.SerializeToString()))
                 continue
             return  # idle
     except FrameError as e:
@@ -187,7 +190,9 @@ class SyncClient:
     async def request(self, request: p2p_pb2.SyncRequest) -> p2p_pb2.SyncResponse:
         """Send one request and return its answer; SyncPeerError on failure."""
         try:
-            with trio.fail_after(REQUEST_TIMEOUT):
+            # Shielded from outside cancellation (a cancelled Noise write or yamux read can break the
+            # whole connection in py-libp2p 0.8.1), bounded by the request timeout instead.
+            with trio.CancelScope(shield=True), trio.fail_after(REQUEST_TIMEOUT):
                 await self._stream.write(encode_frame(request.SerializeToString()))
                 frame = await self._reader.read()
         except trio.TooSlowError:

@@ -59,6 +59,15 @@ ERROR_CODES: Final[dict[str, ErrorKind]] = {
     "unavailable.storage_failure": ErrorKind(True, "the database failed to commit; nothing was stored"),
     "unavailable.overloaded": ErrorKind(True, "too many requests in flight; back off and retry"),
     "unavailable.shutting_down": ErrorKind(True, "the hub is stopping; retry against another hub or later"),
+    "unavailable.storage_full": ErrorKind(
+        True, "the blob store's quota is taken by pinned data; unpin or raise the quota, then retry"
+    ),
+    "unavailable.incomplete": ErrorKind(
+        True, "this hub holds only part of the blob; Get without local_only fetches the rest from peers"
+    ),
+    "unavailable.not_found_on_network": ErrorKind(
+        True, "no reachable peer serves (some blocks of) the blob; retry when a provider is online"
+    ),
     "unknown": ErrorKind(True, "an unexpected internal error; reported in the hub log"),
 }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protocols" / "proto"
 # Only services get *_pb2_grpc.py; message-only files would produce empty grpc modules.
-SERVICE_FILES = {"rpc.proto"}
+SERVICE_FILES = {"rpc.proto", "blobs.proto"}
 
 
 def generate(out_root: Path) -> list[Path]:

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -45,6 +46,22 @@ def multiaddr_arg(text: str) -> str:
     return text
 
 
+_SIZE_UNITS: Final = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+                      "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}  # fmt: skip
+
+
+def size_arg(text: str) -> int:
+    """argparse type: a byte size such as 500MiB, 2GB or 1048576."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 500MiB, 2GB or a number of bytes)")
+    size = int(float(match.group(1)) * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise argparse.ArgumentTypeError("size must be positive")
+    return size
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer from 1 to 10000."""
     if not text.isdigit() or not 1 <= int(text) <= 10_000:
@@ -68,6 +85,8 @@ def build_node_config(args: argparse.Namespace) -> NodeConfig:
         genesis=genesis,
         announce=tuple(args.announce),
         max_peers=args.max_peers,
+        blob_quota_bytes=args.blob_quota,
+        blob_dht=not args.no_dht,
     )
 
 
@@ -179,6 +198,16 @@ def register(subparsers: Any) -> None:
         default=64,
         metavar="N",
         help="most libp2p connections to keep (default 64)",
+    )
+    start.add_argument(
+        "--blob-quota",
+        type=size_arg,
+        metavar="SIZE",
+        help="most blob bytes to keep, e.g. 50GiB; past it unpinned blobs are removed oldest first "
+        "(default: no limit)",
+    )
+    start.add_argument(
+        "--no-dht", action="store_true", help="do not announce or look up blob providers in the kad-dht"
     )
     start.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default info)")
     start.set_defaults(handler=_cmd_start)

@@ -107,3 +107,23 @@ def stream(
     return grpc.unary_stream_rpc_method_handler(
         handler, request_deserializer=None, response_serializer=_serialize
     )
+
+
+def client_stream(
+    name: str, fn: Callable[[AsyncIterator[bytes], Ctx], Awaitable[Message | bytes]]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """A stream-unary handler: `fn` receives the raw request messages as an async iterator (parse each)."""
+
+    async def handler(requests: AsyncIterator[bytes], context: Ctx) -> Message | bytes:
+        try:
+            return await fn(requests, context)
+        except HubError as e:
+            err = e
+        except Exception as e:
+            err = _internal(name, e)
+        await abort(context, err)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    return grpc.stream_unary_rpc_method_handler(
+        handler, request_deserializer=None, response_serializer=_serialize
+    )

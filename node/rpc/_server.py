@@ -13,7 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import grpc
 import trio
@@ -21,14 +21,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from node.engine import HubEngine
+from node.rpc._blob_service import BlobBackend, BlobServicer
 from node.rpc._bridge import TrioBridge
 from node.rpc._hub_service import EventNotifier, HubServicer, NetworkView, NodeInfo
 from protocols.errors import HubError
-from protocols.proto import rpc_pb2
+from protocols.proto import blobs_pb2, rpc_pb2
 
 log = logging.getLogger("stateless.rpc")
 
-SERVICE_NAMES: Final = tuple(s.full_name for s in rpc_pb2.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES: Final = tuple(
+    s.full_name for module in (rpc_pb2, blobs_pb2) for s in module.DESCRIPTOR.services_by_name.values()
+)
 MAX_MESSAGE_BYTES: Final = 16 << 20
 
 
@@ -44,8 +47,16 @@ class RpcAddress:
 
 
 class _ServerThread:
-    def __init__(self, servicer: HubServicer, host: str, port: int, grace: float) -> None:
+    def __init__(
+        self,
+        servicer: HubServicer,
+        host: str,
+        port: int,
+        grace: float,
+        extra: list[grpc.GenericRpcHandler[Any, Any]] | None = None,
+    ) -> None:
         self._servicer = servicer
+        self._extra = extra or []
         self._host, self._port, self._grace = host, port, grace
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -95,7 +106,7 @@ class _ServerThread:
                 ("grpc.so_reuseport", 0),
             ]
         )
-        server.add_generic_rpc_handlers(self._servicer.handlers())
+        server.add_generic_rpc_handlers([*self._servicer.handlers(), *self._extra])
         health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -133,6 +144,7 @@ async def serve_rpc(
     admin_from_anywhere: bool = False,
     grace: float = 5.0,
     network: NetworkView | None = None,
+    blobs: BlobBackend | None = None,
 ) -> AsyncIterator[RpcAddress]:
     """Serve HubService, AdminService, health and reflection until the block exits; yield the address."""
     async with trio.open_nursery() as nursery:
@@ -151,7 +163,8 @@ async def serve_rpc(
             admin_from_anywhere=admin_from_anywhere,
             network=network,
         )
-        thread = _ServerThread(servicer, host, port, grace)
+        extra = [BlobServicer(blobs, bridge).handler()] if blobs is not None else []
+        thread = _ServerThread(servicer, host, port, grace, extra)
         bound = await trio.to_thread.run_sync(thread.start)
         address = RpcAddress(host, bound)
         engine.writer.on_commit(thread.notify_commit)

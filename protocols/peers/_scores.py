@@ -16,10 +16,13 @@ from typing import Final
 #: Score lost per offence. Chosen so that a handful of provably bad frames, or a few dozen forged
 #: messages, ban a peer, while occasional benign noise (a rate-limit hiccup) does not.
 PENALTIES: Final[dict[str, float]] = {
-    "invalid_message": 10.0,  # fails hash, signature, or format rules: someone forged or corrupted it
+    # fails hash, signature, or format rules: someone forged or corrupted it (also a blob block whose bytes
+    # do not hash to the CID asked for: servers check blocks before sending, so it is never innocent)
+    "invalid_message": 10.0,
     "malformed_frame": 25.0,  # a gossip payload or sync frame that does not parse
     "oversized_frame": 50.0,  # more bytes or messages than the protocol allows
-    "bad_sync_answer": 25.0,  # a sync answer that contradicts itself or returns what was not asked
+    # a sync or block-exchange answer that contradicts itself or returns what was not asked
+    "bad_sync_answer": 25.0,
     "rate_limited": 2.0,  # more than its share of our validation work
     "wrong_network": 100.0,  # contact info for another network: never useful, drop at once
 }
