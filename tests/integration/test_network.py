@@ -282,32 +282,24 @@ async def test_network_rpcs_and_subscribe_from_network(
             client.close()
 
 
+@pytest.mark.parametrize(
+    ("network", "version"),
+    [(pb.FARCASTER_NETWORK_MAINNET, 1), (pb.FARCASTER_NETWORK_DEVNET, 99)],
+    ids=["other-network", "other-version"],
+)
 async def test_contact_info_from_another_network_or_version_drops_the_peer(
-    tmp_path: Path, genesis: Path
+    tmp_path: Path, genesis: Path, network: int, version: int
 ) -> None:
     async with open_devnet(1, tmp_path / "n", genesis=genesis) as net, open_forger(tmp_path / "f") as peer:
         node = net[0]
         with trio.fail_after(30):
             await peer.host.connect(node.host.info.listen_addrs[0])
             await peer.gossip.wait_for_subscriber(node.peer_id, peer.gossip.contact_topic)
-        info = p2p_pb2.ContactInfo(peer_id=peer.peer_id, protocol_version=1)
-        info.body.network = pb.FARCASTER_NETWORK_MAINNET
+        info = p2p_pb2.ContactInfo(peer_id=peer.peer_id, protocol_version=version)
+        info.body.network = network  # type: ignore[assignment]
         info.body.timestamp = 1
         await peer.gossip.publish(peer.gossip.contact_topic, info.SerializeToString())
         with trio.fail_after(30):
             await net.wait_until(lambda: node.network.is_banned(peer.peer_id))
-        assert peer.peer_id not in node.network.contacts
-
-    async with open_devnet(1, tmp_path / "m", genesis=genesis) as net, open_forger(tmp_path / "g") as peer:
-        node = net[0]
-        with trio.fail_after(30):
-            await peer.host.connect(node.host.info.listen_addrs[0])
-            await peer.gossip.wait_for_subscriber(node.peer_id, peer.gossip.contact_topic)
-        info = p2p_pb2.ContactInfo(peer_id=peer.peer_id, protocol_version=99)
-        info.body.network = pb.FARCASTER_NETWORK_DEVNET
-        info.body.timestamp = 1
-        await peer.gossip.publish(peer.gossip.contact_topic, info.SerializeToString())
-        with trio.fail_after(30):
-            await net.wait_until(lambda: node.network.is_banned(peer.peer_id))
-        with trio.fail_after(30):
             await net.wait_until(lambda: peer.peer_id not in node.host.connected_peers())
+        assert peer.peer_id not in node.network.contacts
