@@ -11,6 +11,8 @@ from protocols.proto import message_pb2 as pb
 
 DEFAULT_RPC_PORT: Final = 2283
 DEFAULT_GOSSIP_PORT: Final = 2282
+#: Prometheus metrics over HTTP (`stateless node start`; NodeConfig itself defaults to any free port).
+DEFAULT_METRICS_PORT: Final = 2284
 DEFAULT_HOST: Final = "127.0.0.1"
 
 NETWORKS: Final[dict[str, int]] = {
@@ -87,4 +89,8 @@ class NodeConfig:
     #: Announce and look up blob providers in the kad-dht (connected peers are always asked).
     blob_dht: bool = True
     p2p: NetworkSettings = field(default_factory=NetworkSettings)
+    #: HTTP server for /metrics (Prometheus) and /healthz; None: no server (the numbers are still kept).
+    #: Any free port by default so that several nodes in one process (tests, devnets) never collide.
+    metrics_host: str = DEFAULT_HOST
+    metrics_port: int | None = 0
     extra: dict[str, str] = field(default_factory=dict)

@@ -72,6 +72,8 @@ class HubEngine:
         self.network = network
         self.clock = clock
         self.merged = 0
+        #: Merged messages by origin ("local", "gossip", "sync"), for metrics.
+        self.merged_by_origin: dict[str, int] = {}
         self.rejected: dict[str, int] = {}
         self._workers = trio.CapacityLimiter(max(1, os.cpu_count() or 1))
         self._send, self._recv = trio.open_memory_channel[_Pending](COALESCE_MAX * BATCHES_IN_FLIGHT)
@@ -240,6 +242,7 @@ class HubEngine:
                 out[slot] = err
             else:
                 self.merged += 1
+                self.merged_by_origin[origin] = self.merged_by_origin.get(origin, 0) + 1
                 message = out[slot]
                 assert isinstance(message, pb.Message)
                 merged.append(message)

@@ -110,6 +110,10 @@ class NetworkStats:
     duplicates_in: int = 0
     sync_sessions: int = 0
     sync_failures: int = 0
+    sync_fetched: int = 0
+    sync_pushed: int = 0
+    #: Offences charged to peers, by kind (times included), whatever their score did after.
+    penalties: dict[str, int] = field(default_factory=dict)
     extra: dict[str, int] = field(default_factory=dict)
 
 
@@ -169,6 +173,8 @@ class NetworkService:
         if peer_id == self.host.info.peer_id:
             return
         newly_banned = self.scores.penalise(peer_id, offence, self._clock(), times)
+        if times > 0:
+            self.stats.penalties[offence] = self.stats.penalties.get(offence, 0) + times
         log.info(
             "peer %s: %s x%d (score %.0f)", peer_id, offence, times, self.scores.score(peer_id, self._clock())
         )
@@ -466,6 +472,8 @@ class NetworkService:
         """Run one diff-sync session with `peer_id` and return its status (raises SyncPeerError)."""
         status = self.sync_status.get(peer_id)
         async with self._sync_slots:
+            # The totals only grow; their change is what this session moved, even if it fails part way.
+            fetched, pushed = status.total_fetched, status.total_pushed
             status.syncing = True
             status.sessions += 1
             status.last_started = self._clock()
@@ -483,6 +491,8 @@ class NetworkService:
             finally:
                 status.syncing = False
                 status.last_finished = self._clock()
+                self.stats.sync_fetched += status.total_fetched - fetched
+                self.stats.sync_pushed += status.total_pushed - pushed
                 self._notify_change()
         if status.fetched or status.pushed:
             log.info(

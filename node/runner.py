@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
@@ -23,6 +23,7 @@ from node.blobs import BlobInfo, BlobStore, BlockExchange, open_block_exchange
 from node.config import NodeConfig, network_name
 from node.engine import HubEngine
 from node.genesis import load_genesis
+from node.metrics import MetricsAddress, MetricsServer, NodeMetrics, RpcMetrics, open_metrics_server
 from node.network import NetworkService, open_network
 from node.rpc import NodeInfo, RpcAddress, serve_rpc
 from node.storage import LmdbStore, TxnKV, Writer
@@ -74,6 +75,10 @@ class NodeHandle:
     config: NodeConfig
     network: NetworkService
     blobs: BlobNode
+    #: The node's metrics (also rendered in-process: `handle.metrics.render()`).
+    metrics: NodeMetrics
+    #: Where /metrics is served over HTTP; None when `config.metrics_port` is None.
+    metrics_address: MetricsAddress | None = None
 
     @property
     def peer_id(self) -> str:
@@ -144,16 +149,29 @@ def _flush_sync_trie(kv: TxnKV) -> None:
 
 
 @asynccontextmanager
+async def _metrics_server(config: NodeConfig) -> AsyncIterator[MetricsServer | None]:
+    if config.metrics_port is None:
+        yield None
+        return
+    async with open_metrics_server(config.metrics_host, config.metrics_port) as server:
+        yield server
+
+
+@asynccontextmanager
 async def open_node(
     config: NodeConfig, *, clock: Callable[[], float] = time.time
 ) -> AsyncIterator[NodeHandle]:
     """Start a node and yield its handle; on exit stop inbound traffic first and the database last."""
     started_at = clock()
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    rpc_metrics = RpcMetrics()
     with _DataDirLock(config):
         store = LmdbStore(config.data_dir / "hub.lmdb")
         blob_store: BlobStore | None = None
+        listeners = AsyncExitStack()
         try:
+            # Bound before the node starts, so a port in use fails fast with a plain HubError.
+            metrics_server = await listeners.enter_async_context(_metrics_server(config))
             blob_store = BlobStore(config.data_dir / "blobs.lmdb", quota_bytes=config.blob_quota_bytes)
             key_pair = load_or_create_peer_key(config.data_dir / "peer.key")
             async with trio.open_nursery() as core:
@@ -197,6 +215,17 @@ async def open_node(
                         ) as exchange,
                     ):
                         blobs = BlobNode(blob_store, exchange)
+                        metrics = NodeMetrics(
+                            engine=engine,
+                            network=network,
+                            blob_store=blob_store,
+                            exchange=exchange,
+                            rpc=rpc_metrics,
+                            version=hub_version(),
+                            network_name=network_name(config.network),
+                            started_at=started_at,
+                            clock=clock,
+                        )
 
                         def info(address: RpcAddress) -> NodeInfo:
                             return NodeInfo(
@@ -217,12 +246,15 @@ async def open_node(
                                 admin_from_anywhere=config.admin_on_public_rpc,
                                 network=network,
                                 blobs=blobs,
+                                observer=rpc_metrics,
                             ) as rpc,
                             trio.open_nursery() as background,
                         ):
                             rpc_address = str(rpc)
                             network.announce_soon()  # now with the gRPC address in it
                             background.start_soon(_maintenance, engine, config)
+                            if metrics_server is not None:
+                                await background.start(metrics_server.serve, metrics.render)
                             try:
                                 yield NodeHandle(
                                     engine=engine,
@@ -231,6 +263,8 @@ async def open_node(
                                     config=config,
                                     network=network,
                                     blobs=blobs,
+                                    metrics=metrics,
+                                    metrics_address=metrics_server.address if metrics_server else None,
                                 )
                             finally:
                                 background.cancel_scope.cancel()
@@ -241,6 +275,7 @@ async def open_node(
             if blob_store is not None:
                 blob_store.close()
             store.close()
+            await listeners.aclose()
 
 
 def print_banner(handle: NodeHandle, out: TextIO) -> None:
@@ -251,6 +286,8 @@ def print_banner(handle: NodeHandle, out: TextIO) -> None:
     for addr in handle.host.info.listen_addrs:
         print(f"  libp2p     {addr}", file=out)
     print(f"  gRPC       {handle.rpc}", file=out)
+    if handle.metrics_address is not None:
+        print(f"  metrics    {handle.metrics_address.url}", file=out)
     print(f"  data dir   {cfg.data_dir}", file=out)
     print("ready (Ctrl-C to stop)", file=out, flush=True)
 

@@ -305,6 +305,7 @@ class _Fetch:
         self.state[cid] = _RECEIVED
         self.received += 1
         self.bytes_fetched += len(data)
+        self.f.bytes_fetched += len(data)
         self._to_writer.send_nowait(Block(cid, data))
 
     # ---------------------------------------------------------------------------------- work queue
@@ -678,6 +679,8 @@ class BlobFetcher:
         self.request_timeout = request_timeout
         self.max_buffered_bytes = max_buffered_bytes
         self.max_blocks = max_blocks
+        #: Verified block bytes received from peers over all fetches (metrics).
+        self.bytes_fetched = 0
 
     async def fetch(
         self, root: Cid, *, progress: Callable[[FetchProgress], None] | None = None, pin: bool = False

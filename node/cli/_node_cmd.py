@@ -17,14 +17,17 @@ from node.cli._output import CliError
 from node.config import (
     DEFAULT_GOSSIP_PORT,
     DEFAULT_HOST,
+    DEFAULT_METRICS_PORT,
     DEFAULT_RPC_PORT,
     NETWORKS,
     NodeConfig,
     parse_network,
 )
+from node.logs import LOG_FORMATS, log_formatter
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-LOG_FORMAT: Final = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: `--metrics-port off`: no metrics server.
+METRICS_OFF: Final = "off"
 
 
 def port_arg(text: str) -> int:
@@ -32,6 +35,13 @@ def port_arg(text: str) -> int:
     if not text.isdigit() or int(text) > 65_535:
         raise argparse.ArgumentTypeError(f"port must be an integer from 0 to 65535, got {text!r}")
     return int(text)
+
+
+def metrics_port_arg(text: str) -> int | str:
+    """argparse type: a TCP port for the metrics server, or `off`."""
+    if text.lower() in (METRICS_OFF, "none", "disable", "disabled"):
+        return METRICS_OFF
+    return port_arg(text)
 
 
 def multiaddr_arg(text: str) -> str:
@@ -74,6 +84,15 @@ def build_node_config(args: argparse.Namespace) -> NodeConfig:
     genesis: Path | None = args.genesis
     if genesis is not None and not genesis.is_file():
         raise CliError(f"genesis file not found: {genesis}")
+    metrics_port: int | None
+    if args.metrics_port is None:
+        # Asking for any free gRPC port means several nodes on one machine (tests, benchmarks, a devnet
+        # of processes): a fixed metrics port would make all but the first fail to start.
+        metrics_port = 0 if args.rpc_port == 0 else DEFAULT_METRICS_PORT
+    elif args.metrics_port == METRICS_OFF:
+        metrics_port = None
+    else:
+        metrics_port = int(args.metrics_port)
     return NodeConfig(
         data_dir=args.data_dir,
         network=parse_network(args.network),
@@ -87,14 +106,18 @@ def build_node_config(args: argparse.Namespace) -> NodeConfig:
         max_peers=args.max_peers,
         blob_quota_bytes=args.blob_quota,
         blob_dht=not args.no_dht,
+        metrics_host=args.metrics_host,
+        metrics_port=metrics_port,
     )
 
 
-def configure_logging(level_name: str) -> None:
-    """Log to stderr at `level_name` with time, level and logger name."""
+def configure_logging(level_name: str, log_format: str = "text") -> None:
+    """Log to stderr at `level_name`: time, level, logger name and message, as text or JSON lines."""
     level = getattr(logging, level_name.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_formatter(log_format))
     # basicConfig leaves an already configured root logger (an embedding app, pytest) alone.
-    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    logging.basicConfig(level=level, handlers=[handler])
     logging.getLogger().setLevel(level)
     if not os.environ.get("LIBP2P_DEBUG"):
         # py-libp2p detaches its "libp2p" logger (no handler, no propagation) unless LIBP2P_DEBUG is set,
@@ -113,7 +136,7 @@ def _only_keyboard_interrupts(exc: BaseException) -> bool:
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     config = build_node_config(args)
     try:
         # Looked up at run time so every other command works without the node's heavy imports.
@@ -209,5 +232,26 @@ def register(subparsers: Any) -> None:
     start.add_argument(
         "--no-dht", action="store_true", help="do not announce or look up blob providers in the kad-dht"
     )
+    start.add_argument(
+        "--metrics-port",
+        type=metrics_port_arg,
+        default=None,
+        metavar="PORT",
+        help=f"HTTP port for Prometheus /metrics and /healthz (default {DEFAULT_METRICS_PORT}, or any free "
+        "port when --rpc-port is 0; 0 = any free port; off = no metrics server)",
+    )
+    start.add_argument(
+        "--metrics-host",
+        default=DEFAULT_HOST,
+        metavar="HOST",
+        help=f"metrics bind address (default {DEFAULT_HOST})",
+    )
     start.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default info)")
+    start.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines on stderr: text for people, json for log collectors (one object per line; "
+        "default text)",
+    )
     start.set_defaults(handler=_cmd_start)

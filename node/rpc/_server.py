@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from node.engine import HubEngine
 from node.rpc._blob_service import BlobBackend, BlobServicer
 from node.rpc._bridge import TrioBridge
+from node.rpc._handlers import RpcObserver, observe_calls
 from node.rpc._hub_service import EventNotifier, HubServicer, NetworkView, NodeInfo
 from protocols.errors import HubError
 from protocols.proto import blobs_pb2, rpc_pb2
@@ -54,8 +55,10 @@ class _ServerThread:
         port: int,
         grace: float,
         extra: list[grpc.GenericRpcHandler[Any, Any]] | None = None,
+        observer: RpcObserver | None = None,
     ) -> None:
         self._servicer = servicer
+        self._observer = observer
         self._extra = extra or []
         self._host, self._port, self._grace = host, port, grace
         self._loop = asyncio.new_event_loop()
@@ -86,6 +89,7 @@ class _ServerThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
+        observe_calls(self._observer)  # handlers run on this thread's loop
         try:
             self._loop.run_until_complete(self._serve())
         except BaseException as e:
@@ -145,8 +149,12 @@ async def serve_rpc(
     grace: float = 5.0,
     network: NetworkView | None = None,
     blobs: BlobBackend | None = None,
+    observer: RpcObserver | None = None,
 ) -> AsyncIterator[RpcAddress]:
-    """Serve HubService, AdminService, health and reflection until the block exits; yield the address."""
+    """Serve HubService, AdminService, health and reflection until the block exits; yield the address.
+
+    `observer`, if given, is told of every HubService, AdminService and BlobService call (metrics).
+    """
     async with trio.open_nursery() as nursery:
         bridge = TrioBridge(trio.lowlevel.current_trio_token(), nursery)
         address: RpcAddress | None = None
@@ -164,7 +172,7 @@ async def serve_rpc(
             network=network,
         )
         extra = [BlobServicer(blobs, bridge).handler()] if blobs is not None else []
-        thread = _ServerThread(servicer, host, port, grace, extra)
+        thread = _ServerThread(servicer, host, port, grace, extra, observer)
         bound = await trio.to_thread.run_sync(thread.start)
         address = RpcAddress(host, bound)
         engine.writer.on_commit(thread.notify_commit)
