@@ -82,6 +82,8 @@ class NodeConfig:
     nickname: str = ""
     #: Multiaddrs to announce to peers instead of the bound listen addresses (NAT, containers).
     announce: tuple[str, ...] = ()
+    #: gRPC HOST:PORT to tell peers and clients instead of the bound one (containers, NAT).
+    announce_rpc: str = ""
     #: libp2p connections kept at most.
     max_peers: int = 64
     #: Bytes of blocks the blob store keeps; past it unpinned blobs are collected oldest first.

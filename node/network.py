@@ -11,7 +11,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -130,8 +130,10 @@ class NetworkService:
         rpc_address: Callable[[], str],
         version: str,
         clock: Callable[[], float] = time.time,
+        bootstrap: Sequence[str] = (),
     ) -> None:
         self.engine = engine
+        self._bootstrap = tuple(bootstrap)
         self.host = host
         self.network_name = network_name
         self.settings = settings
@@ -358,6 +360,14 @@ class NetworkService:
             root = crdt.trie_root(kv)
         return bytes(info.trie_root) != root.hash
 
+    async def _redial(self, addr: str) -> None:
+        try:
+            peer_id = await self.host.connect(addr)
+        except HubError as e:
+            log.info("bootstrap peer %s still unreachable: %s", addr, e.message)
+        else:
+            log.info("reconnected to bootstrap peer %s", peer_id)
+
     async def _maybe_dial(self, info: p2p_pb2.ContactInfo) -> None:
         try:
             if len(self.host.connected_peers()) >= self.settings.target_peers or self.is_banned(info.peer_id):
@@ -524,6 +534,11 @@ class NetworkService:
             self._lift_expired_bans()
             self.scores.forget_idle(self._clock())
             self._forget_stale_peers()
+            if not self.host.connected_peers() and self._nursery is not None:
+                # Alone (the bootstrap peers restarted, or the network was down longer than the start-up
+                # retries): try them again rather than stay cut off until someone dials us.
+                for addr in self._bootstrap:
+                    self._nursery.start_soon(self._redial, addr)
             peers = self.host.connected_peers()
             random.shuffle(peers)
             for peer_id in peers:
@@ -704,11 +719,15 @@ async def open_network(
     rpc_address: Callable[[], str],
     version: str,
     clock: Callable[[], float] = time.time,
+    bootstrap: Sequence[str] = (),
 ) -> AsyncIterator[NetworkService]:
-    """Run the network side of a node until the block ends (gossip left before the host closes)."""
+    """Run the network side of a node until the block ends (gossip left before the host closes).
+
+    `bootstrap` peers are dialled again whenever the node finds itself without any connection.
+    """
     service = NetworkService(
         engine, host, network_name=network_name, settings=settings, rpc_address=rpc_address,
-        version=version, clock=clock,
+        version=version, clock=clock, bootstrap=bootstrap,
     )  # fmt: skip
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)

@@ -204,6 +204,7 @@ async def open_node(
                             rpc_address=lambda: rpc_address,
                             version=hub_version(),
                             clock=clock,
+                            bootstrap=config.bootstrap,
                         ) as network,
                         open_block_exchange(
                             host,
@@ -232,7 +233,7 @@ async def open_node(
                                 version=hub_version(),
                                 peer_id=host.info.peer_id,
                                 listen_addrs=host.info.listen_addrs,
-                                rpc_address=str(address),
+                                rpc_address=config.announce_rpc or str(address),
                                 nickname=config.nickname,
                                 started_at=started_at,
                             )
@@ -250,7 +251,7 @@ async def open_node(
                             ) as rpc,
                             trio.open_nursery() as background,
                         ):
-                            rpc_address = str(rpc)
+                            rpc_address = config.announce_rpc or str(rpc)
                             network.announce_soon()  # now with the gRPC address in it
                             background.start_soon(_maintenance, engine, config)
                             if metrics_server is not None:

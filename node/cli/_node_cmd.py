@@ -72,6 +72,14 @@ def size_arg(text: str) -> int:
     return size
 
 
+def rpc_address_arg(text: str) -> str:
+    """argparse type: HOST:PORT."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65_535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return text
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer from 1 to 10000."""
     if not text.isdigit() or not 1 <= int(text) <= 10_000:
@@ -103,6 +111,8 @@ def build_node_config(args: argparse.Namespace) -> NodeConfig:
         bootstrap=tuple(args.bootstrap),
         genesis=genesis,
         announce=tuple(args.announce),
+        announce_rpc=args.announce_rpc or "",
+        admin_on_public_rpc=args.admin_on_public_rpc,
         max_peers=args.max_peers,
         blob_quota_bytes=args.blob_quota,
         blob_dht=not args.no_dht,
@@ -214,6 +224,18 @@ def register(subparsers: Any) -> None:
         metavar="MULTIADDR",
         help="addresses peers should dial instead of the bound ones (NAT, containers), "
         "e.g. /dns4/hub1/tcp/2282",
+    )
+    start.add_argument(
+        "--announce-rpc",
+        type=rpc_address_arg,
+        metavar="HOST:PORT",
+        help="gRPC address to advertise to peers and clients instead of the bound one",
+    )
+    start.add_argument(
+        "--admin-on-public-rpc",
+        action="store_true",
+        help="accept AdminService calls (identity events) from any client, not only loopback; "
+        "only on a trusted network (e.g. a devnet in containers)",
     )
     start.add_argument(
         "--max-peers",

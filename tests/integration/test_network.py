@@ -303,3 +303,14 @@ async def test_contact_info_from_another_network_or_version_drops_the_peer(
             await net.wait_until(lambda: node.network.is_banned(peer.peer_id))
             await net.wait_until(lambda: peer.peer_id not in node.host.connected_peers())
         assert peer.peer_id not in node.network.contacts
+
+
+async def test_a_node_left_alone_redials_its_bootstrap_peers(tmp_path: Path, genesis: Path) -> None:
+    async with open_devnet(2, tmp_path, genesis=genesis) as net:
+        first, second = net.nodes  # the second bootstrapped to the first
+        with trio.fail_after(30):
+            await net.wait_until(lambda: first.peer_id in second.host.connected_peers())
+        await second.host.disconnect(first.peer_id)
+        await first.host.disconnect(second.peer_id)
+        with trio.fail_after(30):  # the periodic round (2 s in FAST_SETTINGS) notices and redials
+            await net.wait_until(lambda: first.peer_id in second.host.connected_peers())
