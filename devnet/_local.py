@@ -1,7 +1,9 @@
 """Several nodes in one process on loopback: the library behind tests, benchmarks and `stateless devnet`.
 
-    async with open_devnet(5, tmp_path, genesis=path) as net:
-        await net.wait_until(lambda: ..., timeout=20)
+    async with open_devnet(5, tmp_path, accounts=3) as net:  # or genesis=path
+        with trio.fail_after(20):
+            await net.wait_for_peers(4)
+            await net.wait_until(lambda: ...)
 
 Nodes start one after another, each bootstrapping to every node already running, so the network is
 fully connected from the start; gossip and diff sync take it from there.
@@ -12,11 +14,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
+from devnet._accounts import DevnetAccount, write_devnet_accounts
 from node.config import NetworkSettings, NodeConfig
 from node.runner import NodeHandle, open_node
 from protocols import crdt
@@ -27,9 +30,11 @@ FAST_SETTINGS = NetworkSettings(contact_interval=1.0, sync_interval=2.0, heartbe
 
 @dataclass
 class LocalDevnet:
-    """Running nodes of a local devnet."""
+    """Running nodes of a local devnet, with the test accounts its genesis registered (if written by it)."""
 
     nodes: list[NodeHandle]
+    genesis: Path | None = None
+    accounts: list[DevnetAccount] = field(default_factory=list)
 
     def __getitem__(self, i: int) -> NodeHandle:
         return self.nodes[i]
@@ -55,6 +60,13 @@ class LocalDevnet:
                 for node in watched:
                     nursery.start_soon(wake, node.engine.wait_for_commit, nursery.cancel_scope)
                     nursery.start_soon(wake, node.network.wait_for_change, nursery.cancel_scope)
+
+    async def wait_for_peers(self, n: int, *, nodes: Sequence[NodeHandle] | None = None) -> None:
+        """Wait until each node (of all, or the given ones) has a connection to at least `n` peers."""
+        chosen = list(nodes if nodes is not None else self.nodes)
+        await self.wait_until(
+            lambda: all(node.network.connected_count() >= n for node in chosen), nodes=chosen
+        )
 
     def roots(self, nodes: Sequence[NodeHandle] | None = None) -> list[bytes]:
         """Sync-trie root hashes of the nodes."""
@@ -95,12 +107,23 @@ async def open_devnet(
     base_dir: Path,
     *,
     genesis: Path | None = None,
+    accounts: int = 0,
     settings: NetworkSettings = FAST_SETTINGS,
     bootstrap_all: bool = True,
 ) -> AsyncIterator[LocalDevnet]:
-    """Start `n` nodes under `base_dir/node-<i>` and yield them; stop them all (in reverse) on exit."""
+    """Start `n` nodes under `base_dir/node-<i>` and yield them; stop them all (in reverse) on exit.
+
+    `accounts=K` writes `base_dir/genesis.json` registering K deterministic test accounts (fids 1..K) and
+    their key files under `base_dir/keys/` (see devnet/_accounts.py); `genesis=path` loads a given file.
+    """
     if n < 1:
         raise ValueError("a devnet needs at least one node")
+    if genesis is not None and accounts:
+        raise ValueError("give either genesis= or accounts=, not both")
+    written: list[DevnetAccount] = []
+    if accounts:
+        devnet_genesis = write_devnet_accounts(base_dir, accounts)
+        genesis, written = devnet_genesis.path, devnet_genesis.accounts
     async with AsyncExitStack() as stack:
         nodes: list[NodeHandle] = []
         for i in range(n):
@@ -115,7 +138,7 @@ async def open_devnet(
                 p2p=settings,
             )
             nodes.append(await stack.enter_async_context(open_node(config)))
-        yield LocalDevnet(nodes)
+        yield LocalDevnet(nodes, genesis=genesis, accounts=written)
 
 
 def with_settings(base: NetworkSettings, **changes: float | int) -> NetworkSettings:

@@ -15,7 +15,7 @@ from typing import NoReturn
 
 import grpc
 
-from node.cli import _admin_cmd, _blob_cmd, _client_cmd, _keys_cmd, _node_cmd
+from node.cli import _admin_cmd, _blob_cmd, _client_cmd, _devnet_cmd, _keys_cmd, _node_cmd
 from node.cli._output import CliError, UsageError, format_rpc_error
 from protocols.errors import HubError
 
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _admin_cmd.register(sub)
     _client_cmd.register(sub)
     _blob_cmd.register(sub)
+    _devnet_cmd.register(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ import importlib
 import logging
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -146,6 +147,8 @@ def _only_keyboard_interrupts(exc: BaseException) -> bool:
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
+    # A parent that ignored SIGINT (`cmd &` in a script) passes that on; Ctrl-C / SIGINT must stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     configure_logging(args.log_level, args.log_format)
     config = build_node_config(args)
     try:

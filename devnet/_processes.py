@@ -1,0 +1,878 @@
+"""Devnets of real `stateless node start` processes on loopback: the library behind `stateless devnet`.
+
+    async with open_process_devnet(3, tmp_path, accounts=2) as net:
+        await net.wait_for_peers(1)
+        info = await net.get_info(0)
+
+Nodes start one after another; node i bootstraps to every earlier node (the first libp2p address of its
+banner) and must print its `ready` line within `start_timeout`. If a node fails, every node already started
+is stopped and HubError `unavailable` names the node and the cause taken from its log (a port in use, ...).
+Stopping sends SIGINT (Ctrl-C) to every node, newest first, and SIGKILL to whatever still runs after
+`stop_timeout`.
+
+Each node runs in a session of its own: a terminal's Ctrl-C reaches only the parent, which then stops the
+nodes in order (a node never gets a second SIGINT while it shuts down), and a detached devnet outlives the
+command that started it. A node's stdout goes to `<data dir>/stdout.log` and its log (stderr) to
+`<data dir>/node.log`: files rather than pipes, so a node never writes into a pipe whose reader is gone. The
+banner is read back from the file as it grows.
+
+Ports: 0 = any free ports. With a base port P, node i listens for gRPC on P+i, for libp2p on P+100+i and
+(when `node start` has `--metrics-port`) for metrics on P+200+i.
+
+`devnet.json` in the devnet directory records the nodes (pids, addresses), so `stateless devnet status` and
+`down` find a devnet that another process started: see `DevnetState`, `load_state`, `node_process_alive` and
+`stop_node_pids`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import grpc
+import trio
+
+from devnet._accounts import DevnetAccount, write_devnet_accounts
+from protocols.errors import HubError
+from protocols.proto import request_response_pb2 as rr
+from protocols.proto import rpc_pb2_grpc
+
+MAX_NODES: Final = 64
+#: With a base port P: gRPC P+i, libp2p P+GOSSIP_PORT_OFFSET+i, metrics P+METRICS_PORT_OFFSET+i.
+GOSSIP_PORT_OFFSET: Final = 100
+METRICS_PORT_OFFSET: Final = 200
+#: Ports below this are the well-known (privileged) ports; a devnet stays out of them.
+MIN_BASE_PORT: Final = 1024
+START_TIMEOUT: Final = 60.0
+STOP_TIMEOUT: Final = 20.0
+#: After SIGKILL a process is gone within milliseconds unless the kernel is stuck; do not wait forever.
+KILL_TIMEOUT: Final = 5.0
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+STATE_FILE: Final = "devnet.json"
+STATE_VERSION: Final = 1
+LOG_FILE: Final = "node.log"
+STDOUT_FILE: Final = "stdout.log"
+#: How often the growing stdout file is re-read while a node starts (its exit is noticed at once).
+_BANNER_POLL: Final = 0.05
+_STOPPED: Final = "stopped"
+_KILLED: Final = "killed"
+_NOT_RUNNING: Final = "not running"
+
+
+# ------------------------------------------------------------------------------------------------ banner
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """What `stateless node start` printed before `ready` (see node.runner.print_banner)."""
+
+    peer_id: str = ""
+    libp2p_addrs: tuple[str, ...] = ()
+    rpc_target: str = ""
+    metrics_url: str | None = None
+    data_dir: str = ""
+    ready: bool = False
+
+
+_BANNER_LINE: Final = re.compile(r"^\s+(peer id|libp2p|gRPC|metrics|data dir)\s+(\S.*?)\s*$")
+
+
+def parse_banner(lines: Iterable[str]) -> Banner:
+    """Parse a node's banner lines; unknown lines are ignored, so the banner may grow new rows."""
+    peer_id, rpc, data_dir = "", "", ""
+    metrics: str | None = None
+    addrs: list[str] = []
+    for line in lines:
+        if line.startswith("ready"):
+            return Banner(peer_id, tuple(addrs), rpc, metrics, data_dir, ready=True)
+        match = _BANNER_LINE.match(line)
+        if match is None:
+            continue
+        label, value = match.groups()
+        if label == "peer id":
+            peer_id = value
+        elif label == "libp2p":
+            addrs.append(value)
+        elif label == "gRPC":
+            rpc = value
+        elif label == "metrics":
+            metrics = value
+        else:
+            data_dir = value
+    return Banner(peer_id, tuple(addrs), rpc, metrics, data_dir, ready=False)
+
+
+# ------------------------------------------------------------------------------------------------ nodes
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessNode:
+    """One node process of a devnet: where it listens and where its files are."""
+
+    name: str
+    pid: int
+    peer_id: str
+    libp2p_addrs: tuple[str, ...]
+    rpc_target: str
+    metrics_url: str | None
+    data_dir: Path
+    log_path: Path
+    stdout_path: Path
+
+    @property
+    def libp2p_addr(self) -> str:
+        """The first libp2p address (with /p2p/<peer id>): what other nodes bootstrap to."""
+        return self.libp2p_addrs[0]
+
+    def to_json(self) -> dict[str, Any]:
+        """The node as a JSON object (an entry of devnet.json)."""
+        return {
+            "name": self.name,
+            "pid": self.pid,
+            "peer_id": self.peer_id,
+            "libp2p": list(self.libp2p_addrs),
+            "rpc": self.rpc_target,
+            "metrics": self.metrics_url,
+            "data_dir": str(self.data_dir),
+            "log": str(self.log_path),
+            "stdout": str(self.stdout_path),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ProcessNode:
+        """Inverse of `to_json`; raises ValueError on a malformed entry."""
+        if not isinstance(doc, dict):
+            raise ValueError("a node entry must be an object")
+        try:
+            metrics = doc.get("metrics")
+            node = cls(
+                name=str(doc["name"]),
+                pid=int(doc["pid"]),
+                peer_id=str(doc["peer_id"]),
+                libp2p_addrs=tuple(str(a) for a in doc["libp2p"]),
+                rpc_target=str(doc["rpc"]),
+                metrics_url=None if metrics is None else str(metrics),
+                data_dir=Path(doc["data_dir"]),
+                log_path=Path(doc["log"]),
+                stdout_path=Path(doc["stdout"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"malformed node entry: {e!r}") from None
+        if node.pid <= 0:
+            raise ValueError(f"node {node.name} has pid {node.pid}")
+        return node
+
+
+@dataclass(frozen=True, slots=True)
+class NodePorts:
+    """The ports one node is started with (0 = any free port; metrics None = no metrics flag)."""
+
+    rpc: int
+    gossip: int
+    metrics: int | None
+
+
+def check_devnet_options(n: int, base_port: int) -> None:
+    """Raise ValueError (one readable sentence) unless `n` nodes fit with `base_port`."""
+    if not 1 <= n <= MAX_NODES:
+        raise ValueError(f"a devnet has 1 to {MAX_NODES} nodes, got {n}")
+    if base_port == 0:
+        return
+    highest = base_port + METRICS_PORT_OFFSET + n - 1
+    if base_port < MIN_BASE_PORT:
+        raise ValueError(
+            f"base port {base_port} is a well-known port (below {MIN_BASE_PORT}); "
+            f"use {MIN_BASE_PORT} or more, or 0 for any free ports"
+        )
+    if highest > 65_535:
+        raise ValueError(
+            f"base port {base_port} is too high for {n} nodes: their ports run up to {highest} "
+            f"(gRPC from P, libp2p from P+{GOSSIP_PORT_OFFSET}, metrics from P+{METRICS_PORT_OFFSET}); "
+            f"use at most {65_535 - METRICS_PORT_OFFSET - n + 1}"
+        )
+
+
+def node_ports(index: int, base_port: int, *, metrics: bool) -> NodePorts:
+    """The ports of node `index` for a base port (0 = every port free)."""
+    if base_port == 0:
+        return NodePorts(0, 0, 0 if metrics else None)
+    return NodePorts(
+        base_port + index,
+        base_port + GOSSIP_PORT_OFFSET + index,
+        base_port + METRICS_PORT_OFFSET + index if metrics else None,
+    )
+
+
+def _console_script() -> Path | None:
+    script = Path(sys.executable).parent / "stateless"
+    return script if script.is_file() and os.access(script, os.X_OK) else None
+
+
+def node_command() -> list[str]:
+    """How to run `stateless` from this installation.
+
+    The console script beside this interpreter when there is one; otherwise the same entry point through
+    this interpreter (then `node_env` puts this source tree on the import path).
+    """
+    script = _console_script()
+    if script is not None:
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from node.cli import main; sys.exit(main())"]
+
+
+def node_env() -> dict[str, str]:
+    """Environment of node processes: ours, unbuffered; without a console script, this tree importable."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    if _console_script() is None:
+        root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+@functools.cache
+def node_supports_metrics_port() -> bool:
+    """Whether this installation's `node start` takes `--metrics-port` (asked of its own parser)."""
+    from node.cli import UsageError, build_parser  # the CLI's parser, not needed otherwise
+
+    try:
+        build_parser().parse_args(["node", "start", "--data-dir", ".", "--metrics-port", "0"])
+    except UsageError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ liveness
+
+
+def _proc_state(pid: int) -> str | None:
+    """The state letter in /proc/<pid>/stat (Z = zombie), or None without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return "X" if Path("/proc/self").exists() else None
+    except OSError:
+        return None
+    # The command name in parentheses may contain spaces and parentheses: the state follows the last ')'.
+    rest = stat.rpartition(")")[2].split()
+    return rest[0] if rest else None
+
+
+def _proc_args(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def node_process_alive(pid: int, data_dir: Path | None = None) -> bool:
+    """Whether `pid` runs (a zombie does not count); with `data_dir`, also that it is the node using it.
+
+    The data dir check (from /proc/<pid>/cmdline, where there is a /proc) keeps a recycled pid from being
+    taken for a devnet node, so `down` never signals an unrelated process.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # someone else's process: not a node we started
+    state = _proc_state(pid)
+    if state in ("Z", "X"):
+        return False
+    if data_dir is not None:
+        args = _proc_args(pid)
+        if args is not None and str(data_dir) not in args:
+            return False
+    return True
+
+
+async def _wait_pid_gone(pid: int) -> None:
+    """Return once `pid` (not necessarily our child) has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd here (old kernel, not Linux): look every so often
+        fd = -1
+    if fd >= 0:
+        try:
+            await trio.lowlevel.wait_readable(fd)  # a pidfd becomes readable when the process exits
+        finally:
+            os.close(fd)
+        return
+    while True:
+        if not node_process_alive(pid):
+            return
+        await trio.sleep(_BANNER_POLL)
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    """How stopping one node went: `outcome` is "stopped" (after SIGINT), "killed" or "not running"."""
+
+    name: str
+    pid: int
+    outcome: str
+    #: The exit status when the node was our child (negative: killed by that signal); else None.
+    returncode: int | None = None
+
+    @property
+    def clean(self) -> bool:
+        """Stopped by SIGINT with exit status 0 (or an unknown status: not our child)."""
+        return self.outcome == _STOPPED and self.returncode in (0, None)
+
+
+def _signal(pid: int, sig: int) -> bool:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def stop_node_pids(
+    nodes: Sequence[ProcessNode], *, stop_timeout: float = STOP_TIMEOUT
+) -> list[StopResult]:
+    """Stop node processes that are not our children (a detached devnet): SIGINT, then SIGKILL.
+
+    SIGINT goes to every running node, newest first; whatever still runs `stop_timeout` seconds later gets
+    SIGKILL. Results are in the order of `nodes`.
+    """
+    with trio.CancelScope(shield=True):
+        running = [n for n in nodes if node_process_alive(n.pid, n.data_dir)]
+        signalled = {n.pid for n in reversed(running) if _signal(n.pid, signal.SIGINT)}
+        gone: set[int] = set()
+
+        async def wait_gone(pid: int) -> None:
+            await _wait_pid_gone(pid)
+            gone.add(pid)
+
+        with trio.move_on_after(stop_timeout):
+            async with trio.open_nursery() as nursery:
+                for pid in signalled:
+                    nursery.start_soon(wait_gone, pid)
+        killed = {pid for pid in signalled - gone if _signal(pid, signal.SIGKILL)}
+        with trio.move_on_after(KILL_TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                for pid in killed:
+                    nursery.start_soon(_wait_pid_gone, pid)
+    outcomes = {pid: _KILLED if pid in killed else _STOPPED for pid in signalled}
+    return [StopResult(n.name, n.pid, outcomes.get(n.pid, _NOT_RUNNING)) for n in nodes]
+
+
+# ------------------------------------------------------------------------------------------------ status
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """A node's process and what it answered over gRPC (None fields: it did not answer)."""
+
+    node: ProcessNode
+    running: bool
+    info: rr.HubInfoResponse | None = None
+    known_peers: int | None = None
+    error: str | None = None
+
+
+def _rpc_problem(err: grpc.RpcError) -> str:
+    code = err.code() if isinstance(err, grpc.Call) else None
+    return f"gRPC {code.name if code is not None else 'error'}"
+
+
+def query_status(
+    nodes: Sequence[ProcessNode],
+    *,
+    rpc_timeout: float = 2.0,
+    running: Sequence[bool] | None = None,
+    stubs: Sequence[Any] | None = None,
+) -> list[NodeStatus]:
+    """GetInfo and GetCurrentPeers of every running node, all calls in flight at once (blocking).
+
+    `running[i]` says whether node i's process is alive (default: `node_process_alive`); `stubs[i]` is a
+    HubService stub to use for it (default: a channel opened and closed here).
+    """
+    states = list(running) if running is not None else [node_process_alive(n.pid, n.data_dir) for n in nodes]
+    with contextlib.ExitStack() as stack:
+        calls: list[tuple[Any, Any] | None] = []
+        for i, (node, up) in enumerate(zip(nodes, states, strict=True)):
+            if not up:
+                calls.append(None)
+                continue
+            if stubs is not None:
+                hub = stubs[i]
+            else:
+                hub = rpc_pb2_grpc.HubServiceStub(stack.enter_context(grpc.insecure_channel(node.rpc_target)))
+            calls.append(
+                (
+                    hub.GetInfo.future(rr.HubInfoRequest(), timeout=rpc_timeout),
+                    hub.GetCurrentPeers.future(rr.Empty(), timeout=rpc_timeout),
+                )
+            )
+        out = []
+        for node, up, call in zip(nodes, states, calls, strict=True):
+            if call is None:
+                out.append(NodeStatus(node, running=up))
+                continue
+            try:
+                info: rr.HubInfoResponse = call[0].result()
+                peers: rr.ContactInfoResponse = call[1].result()
+            except grpc.RpcError as e:
+                out.append(NodeStatus(node, running=True, error=_rpc_problem(e)))
+                continue
+            out.append(NodeStatus(node, running=True, info=info, known_peers=len(peers.contacts)))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ state file
+
+
+@dataclass(frozen=True, slots=True)
+class DevnetState:
+    """What devnet.json records about a devnet of node processes."""
+
+    base_dir: Path
+    started_at: float
+    nodes: list[ProcessNode]
+    #: The `stateless devnet up` process that stops the nodes on Ctrl-C; None when detached.
+    supervisor_pid: int | None = None
+    genesis: Path | None = None
+    fids: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The devnet.json document."""
+        return {
+            "version": STATE_VERSION,
+            "dir": str(self.base_dir),
+            "started_at": self.started_at,
+            "supervisor_pid": self.supervisor_pid,
+            "genesis": None if self.genesis is None else str(self.genesis),
+            "fids": self.fids,
+            "nodes": [n.to_json() for n in self.nodes],
+        }
+
+    def running_nodes(self) -> list[ProcessNode]:
+        """The nodes whose processes are alive."""
+        return [n for n in self.nodes if node_process_alive(n.pid, n.data_dir)]
+
+
+def state_path(base_dir: Path) -> Path:
+    """Where the state of the devnet in `base_dir` is kept."""
+    return base_dir / STATE_FILE
+
+
+def save_state(state: DevnetState) -> Path:
+    """Write devnet.json atomically (a concurrent `status` never reads half a file)."""
+    path = state_path(state.base_dir)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state.to_json(), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_state(base_dir: Path) -> DevnetState | None:
+    """Read devnet.json of `base_dir`; None if there is none, HubError if it is damaged."""
+    path = state_path(base_dir)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HubError("bad_request.invalid_param", f"{path}: cannot read devnet state: {e}") from None
+    try:
+        if not isinstance(doc, dict) or doc.get("version") != STATE_VERSION:
+            raise ValueError(f"expected an object with version {STATE_VERSION}")
+        supervisor = doc.get("supervisor_pid")
+        genesis = doc.get("genesis")
+        return DevnetState(
+            base_dir=base_dir,
+            started_at=float(doc["started_at"]),
+            nodes=[ProcessNode.from_json(n) for n in doc["nodes"]],
+            supervisor_pid=None if supervisor is None else int(supervisor),
+            genesis=None if genesis is None else Path(genesis),
+            fids=[int(f) for f in doc.get("fids", [])],
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise HubError("bad_request.invalid_param", f"{path}: damaged devnet state: {e}") from None
+
+
+# ------------------------------------------------------------------------------------------------ starting
+
+
+def _failure_cause(log_path: Path) -> str:
+    """The node's own one-line `error: ...`, else its last log line."""
+    try:
+        lines = [line.strip() for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    return lines[-1][:300] if lines else "no output"
+
+
+def _prepare_dir(base_dir: Path) -> Path:
+    base_dir = base_dir.resolve()  # absolute: node command lines are matched against it (node_process_alive)
+    base_dir.mkdir(parents=True, exist_ok=True)
+    return base_dir
+
+
+def _open_logs(stdout_path: Path, log_path: Path) -> tuple[int, int]:
+    stdout_path.parent.mkdir(parents=True, exist_ok=True)
+    out = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        err = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except BaseException:
+        os.close(out)
+        raise
+    return out, err
+
+
+async def _read_banner(
+    name: str, proc: trio.Process, stdout_path: Path, log_path: Path, start_timeout: float
+) -> Banner:
+    """Follow the node's stdout file until its `ready` line; HubError if it exits or takes too long."""
+    text = ""
+    async with await trio.open_file(stdout_path, "rb") as f:
+        with trio.move_on_after(start_timeout):
+            while True:
+                text += (await f.read()).decode(errors="replace")
+                banner = parse_banner(text[: text.rfind("\n") + 1].splitlines())  # complete lines only
+                if banner.ready:
+                    return banner
+                if proc.returncode is not None:
+                    raise HubError(
+                        "unavailable",
+                        f"{name} failed to start: {_failure_cause(log_path)} (exit code {proc.returncode}; "
+                        f"log {log_path})",
+                    )
+                # An exit is noticed at once, new output within a poll interval (a file has no event for it).
+                with trio.move_on_after(_BANNER_POLL):
+                    await proc.wait()
+    raise HubError(
+        "unavailable", f"{name} did not print its ready line within {start_timeout:g} s (log {log_path})"
+    )
+
+
+async def _stop_processes(
+    members: Sequence[tuple[ProcessNode | str, trio.Process]], stop_timeout: float
+) -> list[StopResult]:
+    """SIGINT to our running children, newest first; SIGKILL after `stop_timeout`. Shielded."""
+    results: list[StopResult] = []
+    with trio.CancelScope(shield=True):
+        running = [(m, p) for m, p in members if p.returncode is None]
+        for _m, proc in reversed(running):
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT)
+        with trio.move_on_after(stop_timeout):
+            for _m, proc in reversed(running):
+                await proc.wait()
+        killed = set()
+        for _m, proc in running:
+            if proc.returncode is None:
+                killed.add(proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+        with trio.move_on_after(KILL_TIMEOUT):
+            for _m, proc in running:
+                await proc.wait()
+        signalled = {p.pid for _m, p in running}
+        for member, proc in members:
+            name = member if isinstance(member, str) else member.name
+            outcome = _KILLED if proc.pid in killed else _STOPPED if proc.pid in signalled else _NOT_RUNNING
+            results.append(StopResult(name, proc.pid, outcome, proc.returncode))
+    return results
+
+
+class ProcessDevnet:
+    """Running node processes of a devnet, with gRPC helpers that wait for states instead of sleeping.
+
+    The `wait_*` helpers poll GetInfo (nothing pushes peer counts or trie roots to a client); bound them
+    with `trio.fail_after`.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        genesis: Path | None = None,
+        accounts: Sequence[DevnetAccount] = (),
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> None:
+        self.base_dir = base_dir
+        self.genesis = genesis
+        self.accounts = list(accounts)
+        self.nodes: list[ProcessNode] = []
+        self.started_at = time.time()
+        self.stop_timeout = stop_timeout
+        self._procs: list[trio.Process] = []
+        self._channels: dict[int, grpc.Channel] = {}
+        self._stopped: list[StopResult] | None = None
+
+    def __getitem__(self, i: int) -> ProcessNode:
+        return self.nodes[i]
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __iter__(self) -> Iterator[ProcessNode]:
+        return iter(self.nodes)
+
+    def _add(self, node: ProcessNode, proc: trio.Process) -> None:
+        self.nodes.append(node)
+        self._procs.append(proc)
+
+    def returncodes(self) -> list[int | None]:
+        """Exit status of each node process, None while it runs."""
+        return [p.returncode for p in self._procs]
+
+    def state(self, *, supervisor_pid: int | None = None) -> DevnetState:
+        """The devnet as devnet.json records it."""
+        return DevnetState(
+            base_dir=self.base_dir,
+            started_at=self.started_at,
+            nodes=list(self.nodes),
+            supervisor_pid=supervisor_pid,
+            genesis=self.genesis,
+            fids=[a.fid for a in self.accounts],
+        )
+
+    # --------------------------------------------------------------------------------------------- gRPC
+
+    def stub(self, i: int) -> Any:
+        """A blocking HubService stub for node `i` (call it from a worker thread: `trio.to_thread`)."""
+        if self._stopped is not None:
+            raise HubError("unavailable", "this devnet has been stopped")
+        if i not in self._channels:
+            self._channels[i] = grpc.insecure_channel(self.nodes[i].rpc_target)
+        return rpc_pb2_grpc.HubServiceStub(self._channels[i])
+
+    async def get_info(self, i: int, *, rpc_timeout: float = 5.0) -> rr.HubInfoResponse:
+        """GetInfo of node `i`."""
+        call = functools.partial(self.stub(i).GetInfo, rr.HubInfoRequest(), timeout=rpc_timeout)
+        info: rr.HubInfoResponse = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+        return info
+
+    async def status(self, *, rpc_timeout: float = 2.0) -> list[NodeStatus]:
+        """`query_status` of every node (from a worker thread); running means its process has not exited."""
+        # Looked up here, not in the worker thread: trio.Process and the channel cache are not thread-safe.
+        query = functools.partial(
+            query_status,
+            list(self.nodes),
+            rpc_timeout=rpc_timeout,
+            running=[proc.returncode is None for proc in self._procs],
+            stubs=[self.stub(i) for i in range(len(self.nodes))],
+        )
+        return await trio.to_thread.run_sync(query, abandon_on_cancel=True)
+
+    def _check_running(self) -> None:
+        for node, proc in zip(self.nodes, self._procs, strict=True):
+            if proc.returncode is not None:
+                raise HubError(
+                    "unavailable",
+                    f"{node.name} exited with code {proc.returncode}: {_failure_cause(node.log_path)} "
+                    f"(log {node.log_path})",
+                )
+
+    async def wait_until(self, predicate: Callable[[list[NodeStatus]], bool], *, poll: float = 0.1) -> None:
+        """Return once `predicate(statuses)` holds (re-asked every `poll` s); HubError if a node exits."""
+        while True:
+            self._check_running()
+            if predicate(await self.status()):
+                return
+            await trio.sleep(poll)
+
+    async def wait_for_peers(self, n: int, *, poll: float = 0.1) -> None:
+        """Return once every node reports at least `n` connected peers; HubError if a node exits."""
+        await self.wait_until(
+            lambda statuses: all(s.info is not None and s.info.connected_peers >= n for s in statuses),
+            poll=poll,
+        )
+
+    async def wait_converged(self, *, poll: float = 0.1) -> None:
+        """Return once every node reports the same sync-trie root; HubError if a node exits."""
+
+        def converged(statuses: list[NodeStatus]) -> bool:
+            roots = {s.info.root_hash if s.info is not None else None for s in statuses}
+            return len(roots) == 1 and None not in roots
+
+        await self.wait_until(converged, poll=poll)
+
+    # --------------------------------------------------------------------------------------------- stop
+
+    async def stop(self) -> list[StopResult]:
+        """Stop every node (SIGINT newest first, SIGKILL after `stop_timeout`); idempotent, shielded."""
+        if self._stopped is None:
+            self._stopped = await _stop_processes(
+                list(zip(self.nodes, self._procs, strict=True)), self.stop_timeout
+            )
+            for channel in self._channels.values():
+                channel.close()
+            self._channels.clear()
+        return self._stopped
+
+
+async def _launch(
+    name: str,
+    argv: list[str],
+    data_dir: Path,
+    *,
+    start_timeout: float,
+    stop_timeout: float,
+) -> tuple[ProcessNode, trio.Process]:
+    """Start one node and wait for its banner; on any failure it is stopped again before raising."""
+    stdout_path, log_path = data_dir / STDOUT_FILE, data_dir / LOG_FILE
+    out, err = _open_logs(stdout_path, log_path)
+    try:
+        proc = await trio.lowlevel.open_process(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=node_env(),
+            start_new_session=True,  # see the module docstring: Ctrl-C and detached devnets
+        )
+    except OSError as e:
+        raise HubError("unavailable", f"{name} failed to start: {argv[0]}: {e.strerror or e}") from None
+    finally:
+        os.close(out)
+        os.close(err)
+    try:
+        banner = await _read_banner(name, proc, stdout_path, log_path, start_timeout)
+        if not banner.rpc_target or not banner.libp2p_addrs or not banner.peer_id:
+            raise HubError(
+                "unavailable",
+                f"{name} printed no peer id, libp2p or gRPC address in its banner ({stdout_path})",
+            )
+    except BaseException:
+        await _stop_processes([(name, proc)], stop_timeout)
+        raise
+    node = ProcessNode(
+        name=name,
+        pid=proc.pid,
+        peer_id=banner.peer_id,
+        libp2p_addrs=banner.libp2p_addrs,
+        rpc_target=banner.rpc_target,
+        metrics_url=banner.metrics_url,
+        data_dir=data_dir,
+        log_path=log_path,
+        stdout_path=stdout_path,
+    )
+    return node, proc
+
+
+async def start_process_devnet(
+    n: int,
+    base_dir: Path,
+    *,
+    rpc_base_port: int = 0,
+    log_level: str = "info",
+    extra_args: Sequence[str] = (),
+    genesis: Path | None = None,
+    accounts: int = 0,
+    metrics: bool | None = None,
+    start_timeout: float = START_TIMEOUT,
+    stop_timeout: float = STOP_TIMEOUT,
+    command: Sequence[str] | None = None,
+    on_started: Callable[[ProcessDevnet, ProcessNode], None] | None = None,
+) -> ProcessDevnet:
+    """Start `n` node processes under `base_dir/node-<i>` one by one and return them running.
+
+    Nothing stops them when this returns: call `stop()` (or use `open_process_devnet`). A detached devnet
+    is just one that is never stopped by its starter. `accounts=K` writes `base_dir/genesis.json` with K
+    test accounts and their key files (devnet/_accounts.py); `genesis=path` uses an existing file instead.
+    `metrics` passes `--metrics-port` (None: if this installation's `node start` has it). `on_started` is
+    called after each node is ready (progress, or recording state so nothing is ever untracked).
+    If a node fails, the nodes already started are stopped and HubError `unavailable` says which and why.
+    """
+    check_devnet_options(n, rpc_base_port)
+    if log_level not in LOG_LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    if genesis is not None and accounts:
+        raise ValueError("give either genesis= or accounts=, not both")
+    base_dir = _prepare_dir(base_dir)
+    written: list[DevnetAccount] = []
+    if accounts:
+        devnet_genesis = write_devnet_accounts(base_dir, accounts)
+        genesis, written = devnet_genesis.path, devnet_genesis.accounts
+    elif genesis is not None:
+        genesis = genesis.resolve()
+    with_metrics = node_supports_metrics_port() if metrics is None else metrics
+    cmd = list(command) if command is not None else node_command()
+    net = ProcessDevnet(base_dir, genesis=genesis, accounts=written, stop_timeout=stop_timeout)
+    try:
+        for i in range(n):
+            name = f"node-{i}"
+            data_dir = base_dir / name
+            ports = node_ports(i, rpc_base_port, metrics=with_metrics)
+            argv = [
+                *cmd, "node", "start", "--data-dir", str(data_dir), "--network", "devnet",
+                "--rpc-port", str(ports.rpc), "--gossip-port", str(ports.gossip), "--log-level", log_level,
+            ]  # fmt: skip
+            if ports.metrics is not None:
+                argv += ["--metrics-port", str(ports.metrics)]
+            if genesis is not None:
+                argv += ["--genesis", str(genesis)]
+            if net.nodes:
+                argv += ["--bootstrap", *(node.libp2p_addr for node in net.nodes)]
+            argv += list(extra_args)
+            node, proc = await _launch(
+                name, argv, data_dir, start_timeout=start_timeout, stop_timeout=stop_timeout
+            )
+            net._add(node, proc)
+            if on_started is not None:
+                on_started(net, node)
+    except BaseException:
+        await net.stop()
+        raise
+    return net
+
+
+@asynccontextmanager
+async def open_process_devnet(
+    n: int,
+    base_dir: Path,
+    *,
+    rpc_base_port: int = 0,
+    log_level: str = "info",
+    extra_args: Sequence[str] = (),
+    genesis: Path | None = None,
+    accounts: int = 0,
+    metrics: bool | None = None,
+    start_timeout: float = START_TIMEOUT,
+    stop_timeout: float = STOP_TIMEOUT,
+    command: Sequence[str] | None = None,
+) -> AsyncIterator[ProcessDevnet]:
+    """`start_process_devnet` as a context: every node is stopped on exit, also on errors and Ctrl-C."""
+    net = await start_process_devnet(
+        n,
+        base_dir,
+        rpc_base_port=rpc_base_port,
+        log_level=log_level,
+        extra_args=extra_args,
+        genesis=genesis,
+        accounts=accounts,
+        metrics=metrics,
+        start_timeout=start_timeout,
+        stop_timeout=stop_timeout,
+        command=command,
+    )
+    try:
+        yield net
+    finally:
+        await net.stop()
