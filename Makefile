@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DATA_DIR ?= .hub-data
 
-.PHONY: install run test lint protos bench bench-network clean
+.PHONY: install run test lint protos bench bench-network bench-blobs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench: install
 
 bench-network: install
 	$(PY) bench/bench_network.py
+
+bench-blobs: install
+	$(PY) bench/bench_blobs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

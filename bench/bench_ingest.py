@@ -586,10 +586,12 @@ async def measure_in_process(
         worker_profile = cProfile.Profile()
         write_batch = store.write_batch
 
-        def profiled_write_batch(jobs: list[Callable[[TxnKV], Any]]) -> list[Any]:
+        def profiled_write_batch(
+            jobs: list[Callable[[TxnKV], Any]], finalize: Callable[[TxnKV], object] | None = None
+        ) -> list[Any]:
             worker_profile.enable()
             try:
-                return write_batch(jobs)
+                return write_batch(jobs, finalize)
             finally:
                 worker_profile.disable()
 

@@ -370,12 +370,19 @@ class BlobStore:
             return kv.get(_BLOCK + cid.to_bytes())
 
     def put_blocks(
-        self, blocks: Sequence[Block], *, root: Cid | None = None, session: str | None = None
+        self,
+        blocks: Sequence[Block],
+        *,
+        root: Cid | None = None,
+        session: str | None = None,
+        verified: bool = False,
     ) -> None:
         """Verify and store blocks in one durable transaction (callers batch about 4 MiB).
 
         Any block that does not hash to its CID (or exceeds MAX_BLOCK_BYTES) fails the whole call with
-        HubError bad_request.blob_corrupt and nothing is written. Blocks already stored are not written
+        HubError bad_request.blob_corrupt and nothing is written. `verified=True` skips that re-hashing
+        for blocks the caller has just hashed itself (a DagBuilder's output, or a fetch that verified
+        each block on arrival): it is the most expensive step of a put. Blocks already stored are not written
         again. The blocks are protected from GC until their session ends: `session`'s if given, else the
         open fetch session(s) of `root`, else every open put session. With a fetch session (or `root`) the
         blocks are also recorded, durably, as members of that blob, so a fetch resumes after a crash.
@@ -384,7 +391,7 @@ class BlobStore:
         """
         unique: dict[bytes, bytes] = {}
         for block in blocks:
-            if not verify_block(block.cid, block.data):
+            if not verified and not verify_block(block.cid, block.data):
                 raise HubError(
                     "bad_request.blob_corrupt",
                     f"block {block.cid} ({len(block.data)} bytes) does not hash to its CID or is too large",

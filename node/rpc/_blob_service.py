@@ -113,12 +113,12 @@ class BlobServicer:
                     batch.append(block)
                     batch_bytes += len(block.data)
                 if batch_bytes >= WRITE_BATCH_BYTES:
-                    await self._blocking(self._store.put_blocks, batch, session=session)
+                    await self._blocking(self._store.put_blocks, batch, session=session, verified=True)
                     batch, batch_bytes = [], 0
             if builder is None:  # no data at all: the empty blob
                 builder, session = await self._start_put(options)
             root, rest = await self._blocking(builder.finish)
-            await self._blocking(self._store.put_blocks, [*batch, *rest], session=session)
+            await self._blocking(self._store.put_blocks, [*batch, *rest], session=session, verified=True)
             assert session is not None
             info = await self._blocking(self._store.commit_blob, session, root)
             session = None
