@@ -77,13 +77,20 @@ class NodeProcess:
     """One `stateless node start` child process."""
 
     def __init__(
-        self, data_dir: Path, genesis: Path | None, log_dir: Path, name: str, extra: list[str] | None = None
+        self,
+        data_dir: Path,
+        genesis: Path | None,
+        log_dir: Path,
+        name: str,
+        extra: list[str] | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
+        """`prefix` goes before the command, e.g. `ip netns exec NS` to run the node in a namespace."""
         self.data_dir = data_dir
         self.log_path = log_dir / f"{name}.stderr"
         self._log: IO[str] = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [*stateless_command(), *start_args(data_dir, genesis), *(extra or [])],
+            [*(prefix or []), *stateless_command(), *start_args(data_dir, genesis), *(extra or [])],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
@@ -182,9 +189,13 @@ class NodeProcesses:
         self._started: list[NodeProcess] = []
 
     def start(
-        self, data_dir: Path, genesis: Path | None = None, extra: list[str] | None = None
+        self,
+        data_dir: Path,
+        genesis: Path | None = None,
+        extra: list[str] | None = None,
+        prefix: list[str] | None = None,
     ) -> NodeProcess:
-        node = NodeProcess(data_dir, genesis, self._log_dir, f"node{len(self._started)}", extra)
+        node = NodeProcess(data_dir, genesis, self._log_dir, f"node{len(self._started)}", extra, prefix)
         self._started.append(node)
         return node
 
