@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import logging
 import os
@@ -21,6 +22,7 @@ from node.config import (
     DEFAULT_METRICS_PORT,
     DEFAULT_RPC_PORT,
     NETWORKS,
+    NetworkSettings,
     NodeConfig,
     parse_network,
 )
@@ -73,6 +75,17 @@ def size_arg(text: str) -> int:
     return size
 
 
+def seconds_arg(text: str) -> float:
+    """argparse type: a positive number of seconds (at most a day)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0.1 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 86400 seconds, got {text!r}")
+    return value
+
+
 def rpc_address_arg(text: str) -> str:
     """argparse type: HOST:PORT."""
     host, sep, port = text.rpartition(":")
@@ -115,6 +128,7 @@ def build_node_config(args: argparse.Namespace) -> NodeConfig:
         announce_rpc=args.announce_rpc or "",
         admin_on_public_rpc=args.admin_on_public_rpc,
         max_peers=args.max_peers,
+        p2p=dataclasses.replace(NetworkSettings(), sync_interval=args.sync_interval),
         blob_quota_bytes=args.blob_quota,
         blob_dht=not args.no_dht,
         metrics_host=args.metrics_host,
@@ -246,6 +260,14 @@ def register(subparsers: Any) -> None:
         default=64,
         metavar="N",
         help="most libp2p connections to keep (default 64)",
+    )
+    start.add_argument(
+        "--sync-interval",
+        type=seconds_arg,
+        default=NetworkSettings().sync_interval,
+        metavar="SECONDS",
+        help="diff-sync every connected peer at least this often, in seconds (default "
+        f"{NetworkSettings().sync_interval:g})",
     )
     start.add_argument(
         "--blob-quota",
