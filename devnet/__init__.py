@@ -23,7 +23,16 @@ if TYPE_CHECKING:
         write_genesis,
         write_key_file,
     )
-    from devnet._adversary import Forger, Withholder, open_forger, open_withholder
+    from devnet._adversary import (
+        Flooder,
+        Forger,
+        Liar,
+        Withholder,
+        open_flooder,
+        open_forger,
+        open_liar,
+        open_withholder,
+    )
     from devnet._local import FAST_SETTINGS, LocalDevnet, open_devnet, with_settings
     from devnet._processes import (
         DevnetState,
@@ -50,7 +59,16 @@ _MODULES: Final = {
         "write_genesis",
         "write_key_file",
     ),
-    "devnet._adversary": ("Forger", "Withholder", "open_forger", "open_withholder"),
+    "devnet._adversary": (
+        "Flooder",
+        "Forger",
+        "Liar",
+        "Withholder",
+        "open_flooder",
+        "open_forger",
+        "open_liar",
+        "open_withholder",
+    ),
     "devnet._local": ("FAST_SETTINGS", "LocalDevnet", "open_devnet", "with_settings"),
     "devnet._processes": (
         "DevnetState",
@@ -74,7 +92,9 @@ __all__ = [
     "DevnetAccount",
     "DevnetGenesis",
     "DevnetState",
+    "Flooder",
     "Forger",
+    "Liar",
     "LocalDevnet",
     "NodeStatus",
     "ProcessDevnet",
@@ -86,7 +106,9 @@ __all__ = [
     "load_state",
     "node_process_alive",
     "open_devnet",
+    "open_flooder",
     "open_forger",
+    "open_liar",
     "open_process_devnet",
     "open_withholder",
     "query_status",

@@ -621,6 +621,8 @@ class ProcessDevnet:
         self.started_at = time.time()
         self.stop_timeout = stop_timeout
         self._procs: list[trio.Process] = []
+        #: The command line of each node, so `restart` starts it again exactly as before.
+        self._argvs: list[list[str]] = []
         self._channels: dict[int, grpc.Channel] = {}
         self._stopped: list[StopResult] | None = None
 
@@ -633,9 +635,46 @@ class ProcessDevnet:
     def __iter__(self) -> Iterator[ProcessNode]:
         return iter(self.nodes)
 
-    def _add(self, node: ProcessNode, proc: trio.Process) -> None:
+    def _add(self, node: ProcessNode, proc: trio.Process, argv: Sequence[str] = ()) -> None:
         self.nodes.append(node)
         self._procs.append(proc)
+        self._argvs.append(list(argv))
+
+    async def kill(self, i: int) -> None:
+        """SIGKILL node `i` (no shutdown at all: a crash) and wait for it to be gone; its data dir stays."""
+        proc = self._procs[i]
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with trio.move_on_after(KILL_TIMEOUT):
+                await proc.wait()
+        channel = self._channels.pop(i, None)
+        if channel is not None:
+            channel.close()
+
+    async def restart(self, i: int, *, start_timeout: float = START_TIMEOUT) -> ProcessNode:
+        """Start node `i` again with the same command line and data dir (after `kill` or an exit).
+
+        Its peer id stays (the key is in the data dir); with free ports (base port 0) its addresses change,
+        which `nodes[i]` then shows. HubError `unavailable` if it does not come up.
+        """
+        if self._stopped is not None:
+            raise HubError("unavailable", "this devnet has been stopped")
+        if self._procs[i].returncode is None:
+            await self.kill(i)
+        old = self.nodes[i]
+        # Starting truncates the log; keep the one that ends with the crash beside it.
+        with contextlib.suppress(OSError):
+            old.log_path.replace(old.log_path.with_name(old.log_path.name + ".prev"))
+        node, proc = await _launch(
+            old.name,
+            self._argvs[i],
+            old.data_dir,
+            start_timeout=start_timeout,
+            stop_timeout=self.stop_timeout,
+        )
+        self.nodes[i], self._procs[i] = node, proc
+        return node
 
     def returncodes(self) -> list[int | None]:
         """Exit status of each node process, None while it runs."""
@@ -834,7 +873,7 @@ async def start_process_devnet(
             node, proc = await _launch(
                 name, argv, data_dir, start_timeout=start_timeout, stop_timeout=stop_timeout
             )
-            net._add(node, proc)
+            net._add(node, proc, argv)
             if on_started is not None:
                 on_started(net, node)
     except BaseException:

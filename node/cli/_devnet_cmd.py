@@ -519,6 +519,65 @@ def _cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- scenario
+
+
+def _cmd_scenario(args: argparse.Namespace) -> int:
+    from devnet._scenarios import SCENARIOS, run_scenario
+
+    if args.list or args.name is None:
+        if args.name is None and not args.list:
+            raise UsageError("give a scenario NAME, or --list")
+        if args.json:
+            print(json.dumps([{"name": n, "description": d} for n, (_f, d) in SCENARIOS.items()], indent=2))
+        else:
+            print(_table(["SCENARIO", "WHAT IT CHECKS"], [[n, d] for n, (_f, d) in SCENARIOS.items()]))
+        return 0
+    if args.name not in SCENARIOS:
+        raise UsageError(f"unknown scenario {args.name!r}; known: {', '.join(SCENARIOS)}")
+    import tempfile
+
+    if args.dir is not None:
+        base_dir = args.dir.resolve() / args.name
+        if base_dir.exists() and any(base_dir.iterdir()):
+            raise CliError(f"{base_dir} is not empty: a scenario starts from nothing (remove it first)")
+        base_dir.mkdir(parents=True, exist_ok=True)
+        keep = True
+    else:
+        base_dir = Path(tempfile.mkdtemp(prefix=f"stateless-scenario-{args.name}-"))
+        keep = False
+    # The nodes' logs (bans, refused streams: expected here) go to a file, not over the PASS/FAIL lines.
+    import logging
+
+    import p2p  # noqa: F401  (py-libp2p sets up its own stderr logger on import: replaced below)
+
+    log_file = logging.FileHandler(base_dir / "scenario.log")
+    log_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[log_file], force=True)
+    libp2p_log = logging.getLogger("libp2p")
+    libp2p_log.handlers.clear()
+    libp2p_log.propagate = True
+    libp2p_log.setLevel(logging.WARNING)
+    try:
+        result = trio.run(partial(run_scenario, args.name, base_dir, size=args.size))
+    finally:
+        logging.getLogger().removeHandler(log_file)
+        log_file.close()
+    if not keep and result.passed:
+        shutil.rmtree(base_dir, ignore_errors=True)
+    if args.json:
+        print(json.dumps({**result.to_json(), "dir": str(base_dir)}, indent=2))
+    else:
+        print(f"{'PASS' if result.passed else 'FAIL'}  {result.name} ({args.size})")
+        for key, value in result.figures.items():
+            print(f"  {key:<22} {value}")
+        for line in result.details:
+            print(f"  ! {line}")
+        if not result.passed:
+            print(f"  data kept in {base_dir}")
+    return 0 if result.passed else 1
+
+
 # --- parser
 
 
@@ -615,3 +674,24 @@ def register(subparsers: Any) -> None:
         help="how long each node may take to stop before SIGKILL (default 20)",
     )
     down.set_defaults(handler=_cmd_down)
+
+    scenario = sub.add_parser(
+        "scenario",
+        help="run a named network scenario (adversaries, partitions, churn) and print PASS/FAIL",
+        description="Run a named scenario on a throwaway devnet and print PASS or FAIL with its figures "
+        "(exit code 0 on PASS, 1 on FAIL). --list shows the scenarios.",
+    )
+    scenario.add_argument("name", nargs="?", metavar="NAME", help="the scenario to run")
+    scenario.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    scenario.add_argument(
+        "--size", choices=("small", "medium"), default="small", help="how much traffic (default small)"
+    )
+    scenario.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep the scenario's data in DIR/NAME (default: a temporary dir, removed on PASS)",
+    )
+    scenario.add_argument("--json", action="store_true", help="print the result as JSON")
+    scenario.set_defaults(handler=_cmd_scenario)
