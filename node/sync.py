@@ -196,6 +196,8 @@ class SyncSession:
         self._clock = clock
         self._missing_send, self._missing_recv = trio.open_memory_channel[list[bytes]](FETCH_WORKERS * 2)
         self._last_progress = 0.0
+        self._missing_buf: list[bytes] = []
+        self._extra_buf: list[bytes] = []
 
     def _local_node(self, prefix: bytes) -> crdt.TrieNode:
         with self._engine.read() as kv:
@@ -280,12 +282,32 @@ class SyncSession:
         theirs_set = set(their_ids)
         missing = sorted(theirs_set - ours)
         extra = sorted(ours - theirs_set)
-        for i in range(0, len(missing), MESSAGE_BATCH):
-            await self._missing_send.send(missing[i : i + MESSAGE_BATCH])
-        if extra:
-            await self._push(client, extra)
+        await self._want(missing)
+        await self._offer(client, extra)
         if missing or extra:
             self._status.divergence_prefix = self._status.divergence_prefix or prefix
+
+    async def _want(self, ids: list[bytes]) -> None:
+        """Queue ids to fetch; they go to the fetch workers in full batches (one request each)."""
+        self._missing_buf.extend(ids)
+        while len(self._missing_buf) >= MESSAGE_BATCH:
+            batch, self._missing_buf = self._missing_buf[:MESSAGE_BATCH], self._missing_buf[MESSAGE_BATCH:]
+            await self._missing_send.send(batch)
+
+    async def _offer(self, client: SyncClient, ids: list[bytes]) -> None:
+        """Queue ids to push; pushed in full batches (many small buckets would otherwise cost a trip each)."""
+        self._extra_buf.extend(ids)
+        if len(self._extra_buf) >= MESSAGE_BATCH:
+            batch, self._extra_buf = self._extra_buf, []
+            await self._push(client, batch)
+
+    async def _flush(self, client: SyncClient) -> None:
+        if self._missing_buf:
+            batch, self._missing_buf = self._missing_buf, []
+            await self._missing_send.send(batch)
+        if self._extra_buf:
+            batch, self._extra_buf = self._extra_buf, []
+            await self._push(client, batch)
 
     async def _push(self, client: SyncClient, ids: list[bytes]) -> None:
         for i in range(0, len(ids), MESSAGE_BATCH):
@@ -300,27 +322,38 @@ class SyncSession:
                 self._status.total_pushed += answer.merged
             self._progress()
 
-    async def _push_prefix(self, client: SyncClient, prefix: bytes) -> None:
-        await self._push(client, self._local_ids(prefix))
-
     async def _walk(self, client: SyncClient, node: crdt.TrieNode) -> None:
         """Descend from one of their interior nodes into every child whose hash differs from ours."""
         mine = {c.byte: c for c in self._local_node(node.prefix).children}
         theirs = {c.byte: c for c in node.children}
+        differing = [
+            b
+            for b in mine.keys() | theirs.keys()
+            if b not in mine or b not in theirs or mine[b].hash != theirs[b].hash
+        ]
+        if len(node.prefix) == crdt.LEAF_PREFIX_BYTES - 1 and len(differing) > 1:
+            # One second of activity spread over many buckets: list the whole second in one paged answer
+            # instead of a round trip per bucket (after a partition, that is most of the difference).
+            their_ids = await self._their_ids(client, node.prefix, node.count)
+            ours = set(self._local_ids(node.prefix))
+            theirs_set = set(their_ids)
+            await self._want(sorted(theirs_set - ours))
+            await self._offer(client, sorted(ours - theirs_set))
+            self._status.divergence_prefix = self._status.divergence_prefix or node.prefix
+            return
         for byte in sorted(mine.keys() | theirs.keys()):
             t, m = theirs.get(byte), mine.get(byte)
             if t is not None and m is not None and t.hash == m.hash:
                 continue
             child_prefix = node.prefix + bytes([byte])
             if t is None:
-                await self._push_prefix(client, child_prefix)
+                await self._offer(client, self._local_ids(child_prefix))
             elif len(child_prefix) == crdt.LEAF_PREFIX_BYTES:
                 await self._reconcile_leaf(client, child_prefix, t)
             elif m is None:
                 # We hold nothing here: skip the descent and fetch their ids as they are listed.
                 async for page in self._their_id_pages(client, child_prefix, t.count):
-                    for i in range(0, len(page), MESSAGE_BATCH):
-                        await self._missing_send.send(page[i : i + MESSAGE_BATCH])
+                    await self._want(page)
                 self._status.divergence_prefix = self._status.divergence_prefix or child_prefix
             else:
                 child = await self._their_node(client, child_prefix)
@@ -382,6 +415,7 @@ class SyncSession:
                         nursery.start_soon(self._fetch_worker)
                     async with self._missing_send:
                         await self._walk(client, root)
+                        await self._flush(client)
             except BaseExceptionGroup as group:
                 raise _sole_cause(group) from None
             after = self._local_node(b"")

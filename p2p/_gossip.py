@@ -82,9 +82,18 @@ class Gossip:
 
     async def _wait_for_room(self) -> None:
         with trio.move_on_after(_PUBLISH_WAIT):
-            while any(len(q) >= _QUEUE_HIGH_WATER for q in list(self._pubsub.peer_queues.values())):
+            while self._queues_full():
                 self.publish_waits += 1
                 await trio.sleep(_PUBLISH_POLL)
+
+    def _queues_full(self) -> bool:
+        # Only peers we are connected to count: the queue of a peer that is gone never drains.
+        connected = set(self._host.libp2p_host.get_connected_peers())
+        return any(
+            len(q) >= _QUEUE_HIGH_WATER
+            for peer, q in list(self._pubsub.peer_queues.items())
+            if peer in connected
+        )
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Publish `payload`, first waiting (bounded) while peers' outbound queues are nearly full."""

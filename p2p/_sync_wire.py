@@ -32,6 +32,9 @@ MAX_IDS_PER_PAGE: Final = 1024
 MAX_MESSAGES_PER_REQUEST: Final = 256
 #: A peer gets this long to answer one request.
 REQUEST_TIMEOUT: Final = 15.0
+#: Opening a stream on a live connection takes milliseconds; a connection that cannot do it in this
+#: time is as good as dead, and a session should fail fast and be retried, not wait out REQUEST_TIMEOUT.
+OPEN_TIMEOUT: Final = 5.0
 #: A server stream with no request for this long is closed.
 IDLE_TIMEOUT: Final = 60.0
 #: Sync streams one peer may have open to us at once.
@@ -175,7 +178,7 @@ class SyncClient:
     async def open(cls, host: HubHost, peer_id: str) -> SyncClient:
         """Open a sync stream to a connected peer."""
         try:
-            with trio.fail_after(REQUEST_TIMEOUT):
+            with trio.fail_after(OPEN_TIMEOUT):
                 stream = await host.libp2p_host.new_stream(ID.from_base58(peer_id), [SYNC_PROTOCOL_ID])
         except trio.TooSlowError:
             raise SyncPeerError(f"peer {peer_id} did not open a sync stream in time") from None
