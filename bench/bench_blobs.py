@@ -39,13 +39,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import hashlib
 import itertools
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import signal
@@ -74,6 +72,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair  # noqa: E402
 from libp2p.custom_types import TProtocol  # noqa: E402
 from libp2p.peer.id import ID  # noqa: E402
 
+from bench.bench_ingest import _cli, _stat_cpu, log, machine  # noqa: E402
 from node.cli._blob_cmd import PUT_PIECE  # noqa: E402
 from node.rpc._blob_service import WRITE_BATCH_BYTES  # noqa: E402
 from p2p import open_host  # noqa: E402
@@ -114,11 +113,6 @@ ROLES: Final = (
     "other threads",
     "unattributed",  # threads that exited while metered, and /proc's rounding to clock ticks per thread
 )
-
-
-def log(text: str) -> None:
-    """Progress goes to stderr so that `--json` output stays clean."""
-    print(text, file=sys.stderr, flush=True)
 
 
 def _rate(nbytes: int, seconds: float) -> float:
@@ -332,27 +326,9 @@ def best_limits(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ nodes
 
 
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("stateless")
-    if script.exists():
-        return [str(script)]
-    # Not installed as a package yet (`make bench-blobs` installs it): the same entry point, from the tree.
-    return [sys.executable, "-c", "import sys; from node.cli import main; sys.exit(main(sys.argv[1:]))"]
-
-
 def _py_spy() -> str | None:
     beside = Path(sys.executable).with_name("py-spy")
     return str(beside) if beside.exists() else shutil.which("py-spy")
-
-
-def _stat_cpu(path: str) -> tuple[str, float]:
-    """(name, utime + stime in seconds) from a /proc stat file."""
-    with open(path) as f:
-        text = f.read()
-    name = text[text.index("(") + 1 : text.rindex(")")]
-    fields = text.rsplit(")", 1)[1].split()
-    # After the name: state is field 3, utime 14 and stime 15 (proc(5)).
-    return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 DUMP_THREAD: Final = re.compile(r'^Thread (\d+) \([^)]*\): "(.*)"\s*$')
@@ -947,25 +923,6 @@ def fetch(
 
 
 # ------------------------------------------------------------------------------------------------ report
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    model = ""
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "nproc": os.cpu_count(),
-        "usable_cpus": len(os.sched_getaffinity(0)),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_start": os.getloadavg(),
-    }
 
 
 def _per_mib(cpu_s: float, size: int) -> float:

@@ -114,7 +114,6 @@ class NetworkStats:
     sync_pushed: int = 0
     #: Offences charged to peers, by kind (times included), whatever their score did after.
     penalties: dict[str, int] = field(default_factory=dict)
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class NetworkService:
@@ -356,9 +355,7 @@ class NetworkService:
                 del self.contacts[pid]
 
     def _diverges(self, info: p2p_pb2.ContactInfo) -> bool:
-        with self.engine.read() as kv:
-            root = crdt.trie_root(kv)
-        return bytes(info.trie_root) != root.hash
+        return bytes(info.trie_root) != self._root_hash()
 
     async def _redial(self, addr: str) -> None:
         try:

@@ -38,20 +38,10 @@ FETCH_WORKERS: Final = 2
 #: Long sessions log their progress this often (seconds).
 PROGRESS_EVERY: Final = 5.0
 
-#: Rejections that say nothing bad about the sender: we merged it already, it lost a CRDT conflict,
-#: the store is full, or we do not (yet) know the fid or key that signed it.
+#: Rejections that say nothing bad about the sender, though we cannot vouch for the message either: we
+#: do not (yet) know the fid or key that signed it, or the fid has no storage.
 UNVERIFIABLE: Final = frozenset(
     {"bad_request.unknown_fid", "bad_request.unknown_signer", "bad_request.no_storage"}
-)
-BENIGN_REJECTIONS: Final = frozenset(
-    {
-        "bad_request.duplicate",
-        "bad_request.conflict",
-        "bad_request.prunable",
-        "bad_request.unknown_fid",
-        "bad_request.unknown_signer",
-        "bad_request.no_storage",
-    }
 )
 
 
@@ -226,8 +216,9 @@ class SyncSession:
 
     async def _their_id_pages(
         self, client: SyncClient, prefix: bytes, claimed: int
-    ) -> AsyncIterator[list[bytes]]:
-        """The peer's sync ids under `prefix`, a page at a time, never many more than its trie claimed.
+    ) -> AsyncIterator[tuple[list[bytes], p2p_pb2.SyncIdsAnswer]]:
+        """The peer's sync ids under `prefix`, a page at a time (with the answer that carried them, empty
+        pages included), never many more than its trie claimed.
 
         Some slack over `claimed` allows for messages the peer merged since it answered; a peer that keeps
         sending beyond that is lying (and would otherwise make us hold unbounded lists).
@@ -250,34 +241,30 @@ class SyncSession:
                 raise _Bad(
                     "bad_sync_answer", f"more than the {claimed} sync ids claimed under {prefix.hex()}"
                 )
-            if ids:
-                yield ids
+            yield ids, page
             if not page.more or not ids:
                 return
 
     async def _their_ids(self, client: SyncClient, prefix: bytes, claimed: int) -> list[bytes]:
         out: list[bytes] = []
-        async for page in self._their_id_pages(client, prefix, claimed):
-            out.extend(page)
+        async for ids, _ in self._their_id_pages(client, prefix, claimed):
+            out.extend(ids)
         return out
 
     async def _reconcile_leaf(self, client: SyncClient, prefix: bytes, theirs: crdt.TrieChild | None) -> None:
         their_ids: list[bytes] = []
         if theirs is not None:
-            page = await client.sync_ids(prefix, None, ID_PAGE)
-            their_ids = [bytes(i) for i in page.sync_ids]
-            if page.more:
-                their_ids = await self._their_ids(client, prefix, theirs.count)
-            elif page.bucket_hash:
+            answers: list[p2p_pb2.SyncIdsAnswer] = []
+            async for ids, answer in self._their_id_pages(client, prefix, theirs.count):
+                their_ids.extend(ids)
+                answers.append(answer)
+            if len(answers) == 1 and answers[0].bucket_hash:
                 # The bucket's count and hash came with the ids, from one snapshot: if they disagree the
                 # peer is provably lying (a stale parent entry, by contrast, only means it took writes).
-                problem = crdt.check_leaf_ids(prefix, page.bucket_count, bytes(page.bucket_hash), their_ids)
+                first = answers[0]
+                problem = crdt.check_leaf_ids(prefix, first.bucket_count, bytes(first.bucket_hash), their_ids)
                 if problem is not None:
                     raise _Bad("bad_sync_answer", f"bucket {prefix.hex()}: {problem}")
-            else:
-                for sid in their_ids:
-                    if len(sid) != crdt.SYNC_ID_BYTES or not sid.startswith(prefix):
-                        raise _Bad("bad_sync_answer", f"sync id outside bucket {prefix.hex()}")
         ours = set(self._local_ids(prefix))
         theirs_set = set(their_ids)
         missing = sorted(theirs_set - ours)
@@ -352,8 +339,8 @@ class SyncSession:
                 await self._reconcile_leaf(client, child_prefix, t)
             elif m is None:
                 # We hold nothing here: skip the descent and fetch their ids as they are listed.
-                async for page in self._their_id_pages(client, child_prefix, t.count):
-                    await self._want(page)
+                async for ids, _ in self._their_id_pages(client, child_prefix, t.count):
+                    await self._want(ids)
                 self._status.divergence_prefix = self._status.divergence_prefix or child_prefix
             else:
                 child = await self._their_node(client, child_prefix)
