@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DATA_DIR ?= .hub-data
 
-.PHONY: install run test lint protos bench bench-network bench-blobs clean
+.PHONY: install run devnet test lint protos bench bench-network bench-blobs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ $(INTEROP_STAMP): tests/interop/package-lock.json
 
 run: install
 	$(VENV)/bin/stateless node start --data-dir $(DATA_DIR) --network devnet
+
+devnet: install
+	$(VENV)/bin/stateless devnet up --nodes 3
 
 lint: install
 	$(PY) scripts/gen_protos.py --check

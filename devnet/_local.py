@@ -22,6 +22,7 @@ import trio
 from devnet._accounts import DevnetAccount, write_devnet_accounts
 from node.config import NetworkSettings, NodeConfig
 from node.runner import NodeHandle, open_node
+from p2p import DEFAULT_MAX_CONNECTIONS
 from protocols import crdt
 
 #: Timers for in-process devnets: quick enough for tests, still the production code paths.
@@ -110,11 +111,15 @@ async def open_devnet(
     accounts: int = 0,
     settings: NetworkSettings = FAST_SETTINGS,
     bootstrap_all: bool = True,
+    bootstrap: Sequence[str] = (),
+    max_peers: int = DEFAULT_MAX_CONNECTIONS,
 ) -> AsyncIterator[LocalDevnet]:
     """Start `n` nodes under `base_dir/node-<i>` and yield them; stop them all (in reverse) on exit.
 
     `accounts=K` writes `base_dir/genesis.json` registering K deterministic test accounts (fids 1..K) and
     their key files under `base_dir/keys/` (see devnet/_accounts.py); `genesis=path` loads a given file.
+    Every node also bootstraps to the `bootstrap` addresses (nodes of another devnet) and keeps at most
+    `max_peers` peers.
     """
     if n < 1:
         raise ValueError("a devnet needs at least one node")
@@ -133,7 +138,8 @@ async def open_devnet(
                 rpc_port=0,
                 gossip_port=0,
                 genesis=genesis,
-                bootstrap=tuple(p.host.info.listen_addrs[0] for p in peers),
+                bootstrap=(*bootstrap, *(p.host.info.listen_addrs[0] for p in peers)),
+                max_peers=max_peers,
                 nickname=f"node-{i}",
                 p2p=settings,
             )

@@ -35,7 +35,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ import grpc
 import trio
 
 from devnet._accounts import DevnetAccount, write_devnet_accounts
+from devnet._modes import ADVERSARY_MODES, HONEST
 from protocols.errors import HubError
 from protocols.proto import request_response_pb2 as rr
 from protocols.proto import rpc_pb2_grpc
@@ -84,19 +85,21 @@ class Banner:
     metrics_url: str | None = None
     data_dir: str = ""
     ready: bool = False
+    #: `honest` for `node start`; an adversary prints its mode.
+    mode: str = HONEST
 
 
-_BANNER_LINE: Final = re.compile(r"^\s+(peer id|libp2p|gRPC|metrics|data dir)\s+(\S.*?)\s*$")
+_BANNER_LINE: Final = re.compile(r"^\s+(peer id|libp2p|gRPC|metrics|data dir|mode)\s+(\S.*?)\s*$")
 
 
 def parse_banner(lines: Iterable[str]) -> Banner:
     """Parse a node's banner lines; unknown lines are ignored, so the banner may grow new rows."""
-    peer_id, rpc, data_dir = "", "", ""
+    peer_id, rpc, data_dir, mode = "", "", "", HONEST
     metrics: str | None = None
     addrs: list[str] = []
     for line in lines:
         if line.startswith("ready"):
-            return Banner(peer_id, tuple(addrs), rpc, metrics, data_dir, ready=True)
+            return Banner(peer_id, tuple(addrs), rpc, metrics, data_dir, ready=True, mode=mode)
         match = _BANNER_LINE.match(line)
         if match is None:
             continue
@@ -109,9 +112,11 @@ def parse_banner(lines: Iterable[str]) -> Banner:
             rpc = value
         elif label == "metrics":
             metrics = value
+        elif label == "mode":
+            mode = value
         else:
             data_dir = value
-    return Banner(peer_id, tuple(addrs), rpc, metrics, data_dir, ready=False)
+    return Banner(peer_id, tuple(addrs), rpc, metrics, data_dir, ready=False, mode=mode)
 
 
 # ------------------------------------------------------------------------------------------------ nodes
@@ -130,6 +135,13 @@ class ProcessNode:
     data_dir: Path
     log_path: Path
     stdout_path: Path
+    #: `honest`, or the adversary mode it runs (devnet/_modes.py); an adversary has no gRPC.
+    mode: str = HONEST
+
+    @property
+    def honest(self) -> bool:
+        """Whether this is a hub node (not an adversary)."""
+        return self.mode == HONEST
 
     @property
     def libp2p_addr(self) -> str:
@@ -148,6 +160,7 @@ class ProcessNode:
             "data_dir": str(self.data_dir),
             "log": str(self.log_path),
             "stdout": str(self.stdout_path),
+            "mode": self.mode,
         }
 
     @classmethod
@@ -167,6 +180,7 @@ class ProcessNode:
                 data_dir=Path(doc["data_dir"]),
                 log_path=Path(doc["log"]),
                 stdout_path=Path(doc["stdout"]),
+                mode=str(doc.get("mode", HONEST)),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"malformed node entry: {e!r}") from None
@@ -184,10 +198,21 @@ class NodePorts:
     metrics: int | None
 
 
-def check_devnet_options(n: int, base_port: int) -> None:
-    """Raise ValueError (one readable sentence) unless `n` nodes fit with `base_port`."""
+def check_devnet_options(n: int, base_port: int, modes: Mapping[int, str] | None = None) -> None:
+    """Raise ValueError (one readable sentence) unless `n` nodes fit with `base_port` and `modes`.
+
+    `modes` maps node indexes to adversary modes; node 0 stays honest (clients and the other nodes
+    start from it), and so must at least one node for the devnet to be a network of hubs.
+    """
     if not 1 <= n <= MAX_NODES:
         raise ValueError(f"a devnet has 1 to {MAX_NODES} nodes, got {n}")
+    for index, mode in (modes or {}).items():
+        if not 0 <= index < n:
+            raise ValueError(f"node {index} does not exist in a devnet of {n} nodes (they are 0 to {n - 1})")
+        if mode != HONEST and mode not in ADVERSARY_MODES:
+            raise ValueError(f"unknown mode {mode!r} for node {index}; known: {', '.join(ADVERSARY_MODES)}")
+        if index == 0 and mode != HONEST:
+            raise ValueError("node 0 must be honest: clients and the other nodes start from it")
     if base_port == 0:
         return
     highest = base_port + METRICS_PORT_OFFSET + n - 1
@@ -411,7 +436,7 @@ def query_status(
     with contextlib.ExitStack() as stack:
         calls: list[tuple[Any, Any] | None] = []
         for i, (node, up) in enumerate(zip(nodes, states, strict=True)):
-            if not up:
+            if not up or not node.honest:  # an adversary has no gRPC to ask
                 calls.append(None)
                 continue
             if stubs is not None:
@@ -697,6 +722,10 @@ class ProcessDevnet:
         """A blocking HubService stub for node `i` (call it from a worker thread: `trio.to_thread`)."""
         if self._stopped is not None:
             raise HubError("unavailable", "this devnet has been stopped")
+        if not self.nodes[i].honest:
+            raise HubError(
+                "bad_request.invalid_param", f"{self.nodes[i].name} is an adversary: it has no gRPC"
+            )
         if i not in self._channels:
             self._channels[i] = grpc.insecure_channel(self.nodes[i].rpc_target)
         return rpc_pb2_grpc.HubServiceStub(self._channels[i])
@@ -715,7 +744,7 @@ class ProcessDevnet:
             list(self.nodes),
             rpc_timeout=rpc_timeout,
             running=[proc.returncode is None for proc in self._procs],
-            stubs=[self.stub(i) for i in range(len(self.nodes))],
+            stubs=[self.stub(i) if node.honest else None for i, node in enumerate(self.nodes)],
         )
         return await trio.to_thread.run_sync(query, abandon_on_cancel=True)
 
@@ -728,26 +757,39 @@ class ProcessDevnet:
                     f"(log {node.log_path})",
                 )
 
-    async def wait_until(self, predicate: Callable[[list[NodeStatus]], bool], *, poll: float = 0.1) -> None:
-        """Return once `predicate(statuses)` holds (re-asked every `poll` s); HubError if a node exits."""
+    async def poll_until(self, check: Callable[[], Awaitable[bool]], *, poll: float = 0.1) -> None:
+        """Return once `await check()` is true (asked every `poll` s); HubError if a node exits first.
+
+        For states a client can only ask about (nothing is pushed to it): bans, peers, roots, ...
+        """
         while True:
             self._check_running()
-            if predicate(await self.status()):
+            if await check():
                 return
             await trio.sleep(poll)
 
+    async def wait_until(self, predicate: Callable[[list[NodeStatus]], bool], *, poll: float = 0.1) -> None:
+        """Return once `predicate(statuses)` holds (re-asked every `poll` s); HubError if a node exits."""
+
+        async def check() -> bool:
+            return predicate(await self.status())
+
+        await self.poll_until(check, poll=poll)
+
     async def wait_for_peers(self, n: int, *, poll: float = 0.1) -> None:
-        """Return once every node reports at least `n` connected peers; HubError if a node exits."""
+        """Return once every honest node reports at least `n` connected peers; HubError if a node exits."""
         await self.wait_until(
-            lambda statuses: all(s.info is not None and s.info.connected_peers >= n for s in statuses),
+            lambda statuses: all(
+                s.info is not None and s.info.connected_peers >= n for s in statuses if s.node.honest
+            ),
             poll=poll,
         )
 
     async def wait_converged(self, *, poll: float = 0.1) -> None:
-        """Return once every node reports the same sync-trie root; HubError if a node exits."""
+        """Return once every honest node reports the same sync-trie root; HubError if a node exits."""
 
         def converged(statuses: list[NodeStatus]) -> bool:
-            roots = {s.info.root_hash if s.info is not None else None for s in statuses}
+            roots = {s.info.root_hash if s.info is not None else None for s in statuses if s.node.honest}
             return len(roots) == 1 and None not in roots
 
         await self.wait_until(converged, poll=poll)
@@ -793,7 +835,7 @@ async def _launch(
         os.close(err)
     try:
         banner = await _read_banner(name, proc, stdout_path, log_path, start_timeout)
-        if not banner.rpc_target or not banner.libp2p_addrs or not banner.peer_id:
+        if (banner.mode == HONEST and not banner.rpc_target) or not banner.libp2p_addrs or not banner.peer_id:
             raise HubError(
                 "unavailable",
                 f"{name} printed no peer id, libp2p or gRPC address in its banner ({stdout_path})",
@@ -811,6 +853,7 @@ async def _launch(
         data_dir=data_dir,
         log_path=log_path,
         stdout_path=stdout_path,
+        mode=banner.mode,
     )
     return node, proc
 
@@ -829,6 +872,7 @@ async def start_process_devnet(
     stop_timeout: float = STOP_TIMEOUT,
     command: Sequence[str] | None = None,
     on_started: Callable[[ProcessDevnet, ProcessNode], None] | None = None,
+    modes: Mapping[int, str] | None = None,
 ) -> ProcessDevnet:
     """Start `n` node processes under `base_dir/node-<i>` one by one and return them running.
 
@@ -837,9 +881,12 @@ async def start_process_devnet(
     test accounts and their key files (devnet/_accounts.py); `genesis=path` uses an existing file instead.
     `metrics` passes `--metrics-port` (None: if this installation's `node start` has it). `on_started` is
     called after each node is ready (progress, or recording state so nothing is ever untracked).
+    `modes` turns nodes into adversaries (`stateless devnet adversary MODE`, no gRPC): honest nodes
+    bootstrap to the honest nodes before them; an adversary dials those too and (but `eclipse`) every hub
+    it hears of. `extra_args` go to honest nodes only.
     If a node fails, the nodes already started are stopped and HubError `unavailable` says which and why.
     """
-    check_devnet_options(n, rpc_base_port)
+    check_devnet_options(n, rpc_base_port, modes)
     if log_level not in LOG_LEVELS:
         raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     if genesis is not None and accounts:
@@ -859,17 +906,27 @@ async def start_process_devnet(
             name = f"node-{i}"
             data_dir = base_dir / name
             ports = node_ports(i, rpc_base_port, metrics=with_metrics)
-            argv = [
-                *cmd, "node", "start", "--data-dir", str(data_dir), "--network", "devnet",
-                "--rpc-port", str(ports.rpc), "--gossip-port", str(ports.gossip), "--log-level", log_level,
-            ]  # fmt: skip
-            if ports.metrics is not None:
-                argv += ["--metrics-port", str(ports.metrics)]
+            mode = (modes or {}).get(i, HONEST)
+            if mode == HONEST:
+                argv = [
+                    *cmd, "node", "start", "--data-dir", str(data_dir), "--network", "devnet",
+                    "--rpc-port", str(ports.rpc), "--gossip-port", str(ports.gossip),
+                    "--log-level", log_level,
+                ]  # fmt: skip
+                if ports.metrics is not None:
+                    argv += ["--metrics-port", str(ports.metrics)]
+            else:
+                argv = [
+                    *cmd, "devnet", "adversary", mode, "--data-dir", str(data_dir), "--network", "devnet",
+                    "--gossip-port", str(ports.gossip), "--log-level", log_level,
+                ]  # fmt: skip
             if genesis is not None:
                 argv += ["--genesis", str(genesis)]
-            if net.nodes:
-                argv += ["--bootstrap", *(node.libp2p_addr for node in net.nodes)]
-            argv += list(extra_args)
+            honest_before = [node.libp2p_addr for node in net.nodes if node.honest]
+            if honest_before:
+                argv += ["--bootstrap", *honest_before]
+            if mode == HONEST:
+                argv += list(extra_args)
             node, proc = await _launch(
                 name, argv, data_dir, start_timeout=start_timeout, stop_timeout=stop_timeout
             )
@@ -896,6 +953,7 @@ async def open_process_devnet(
     start_timeout: float = START_TIMEOUT,
     stop_timeout: float = STOP_TIMEOUT,
     command: Sequence[str] | None = None,
+    modes: Mapping[int, str] | None = None,
 ) -> AsyncIterator[ProcessDevnet]:
     """`start_process_devnet` as a context: every node is stopped on exit, also on errors and Ctrl-C."""
     net = await start_process_devnet(
@@ -910,6 +968,7 @@ async def open_process_devnet(
         start_timeout=start_timeout,
         stop_timeout=stop_timeout,
         command=command,
+        modes=modes,
     )
     try:
         yield net

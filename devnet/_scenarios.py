@@ -13,6 +13,8 @@ never an exception. Every wait is bounded.
 - `partition-heal`: 4 nodes split 2|2, both sides write (with conflicts), heal, all converge.
 - `late-join`: a 2-node network holds N messages; a third node joins and syncs them all.
 - `churn`: 3 node processes under load, SIGKILLed and restarted; every acknowledged message survives.
+- `eclipse`: sybils (several per connection slot) besiege a node with 8 slots; it keeps its chosen peers,
+  gets them back after losing them while every inbound slot is a sybil's, and receives every message.
 """
 
 from __future__ import annotations
@@ -420,6 +422,87 @@ async def churn(base_dir: Path, *, size: str = "small") -> ScenarioResult:
     return result
 
 
+# ------------------------------------------------------------------------------------------ eclipse
+
+
+async def eclipse(base_dir: Path, *, size: str = "small") -> ScenarioResult:
+    """A node with 8 slots under a sybil siege keeps (or regains) an honest peer and gets every message."""
+    from devnet._adversary import open_eclipser
+    from devnet._local import LocalDevnet, open_devnet
+
+    result = ScenarioResult("eclipse", False)
+    max_peers = 8
+    sybils = _pick(size, 3, 8) * max_peers
+    n_messages = _pick(size, 40, 400)
+    async with AsyncExitStack() as stack:
+        honest = await stack.enter_async_context(open_devnet(2, base_dir / "honest", accounts=1))
+        [alice] = honest.accounts
+        addrs = [node.host.info.listen_addrs[0] for node in honest.nodes]
+        solo = await stack.enter_async_context(
+            open_devnet(1, base_dir / "victim", genesis=honest.genesis, bootstrap=addrs, max_peers=max_peers)
+        )
+        victim = solo[0]
+        net = LocalDevnet([*honest.nodes, victim])
+        honest_ids = {node.peer_id for node in honest.nodes}
+
+        def honest_peers() -> int:
+            return len(honest_ids & set(victim.host.connected_peers()))
+
+        with trio.fail_after(30):
+            await net.wait_until(lambda: honest_peers() == len(honest_ids))
+        eclipser = await stack.enter_async_context(open_eclipser(base_dir / "sybils", sybils=sybils))
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        nursery.start_soon(eclipser.besiege, victim.host.info.listen_addrs[0])
+        started = time.monotonic()
+        with trio.fail_after(60):
+            await net.wait_until(lambda: victim.network.slots.evictions >= 2 * max_peers)
+        kept_under_siege = honest_peers()
+        _check(result, kept_under_siege == len(honest_ids), "a sybil displaced a peer the node had chosen")
+
+        # Cut the victim off its honest peers while every inbound slot it has is a sybil's.
+        for node in honest.nodes:
+            await victim.host.disconnect(node.peer_id)
+        cut_at = time.monotonic()
+        reconnect = -1.0
+        try:
+            with trio.fail_after(60):
+                await net.wait_until(lambda: honest_peers() >= 1)
+            reconnect = time.monotonic() - cut_at
+        except trio.TooSlowError:
+            result.details.append("the victim did not get back to any honest peer")
+
+        ts = farcaster_now()
+        messages = [
+            _cast(alice.key, alice.fid, f"under siege {i}", timestamp=ts - i) for i in range(n_messages)
+        ]
+        accepted = await _submit_all(honest[0], messages)
+        _check(result, accepted == n_messages, f"the honest node took {accepted} of {n_messages}")
+
+        def delivered() -> int:
+            return sum(_holds(victim, m.data.fid, bytes(m.hash)) for m in messages)
+
+        try:
+            with trio.fail_after(60):
+                await net.wait_until(lambda: delivered() == n_messages)
+        except trio.TooSlowError:
+            result.details.append(f"only {delivered()} of {n_messages} messages reached the victim")
+        nursery.cancel_scope.cancel()
+        result.figures.update(
+            max_peers=max_peers,
+            sybils=sybils,
+            sybil_attempts=eclipser.attempts,
+            sybil_connections=eclipser.accepted,
+            evictions=victim.network.slots.evictions,
+            honest_kept_under_siege=f"{kept_under_siege}/{len(honest_ids)}",
+            seconds_to_reconnect=round(reconnect, 3),
+            messages_delivered=delivered(),
+            messages_expected=n_messages,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        result.passed = not result.details
+    return result
+
+
 # ------------------------------------------------------------------------------------------ registry
 
 Scenario = Callable[..., Awaitable[ScenarioResult]]
@@ -429,6 +512,7 @@ SCENARIOS: Final[dict[str, tuple[Scenario, str]]] = {
     "partition-heal": (partition_heal, "4 nodes split 2|2 write conflicting data, heal, converge"),
     "late-join": (late_join, "a third node joins a 2-node network holding N messages and syncs"),
     "churn": (churn, "3 node processes SIGKILLed and restarted under load: no acked message lost"),
+    "eclipse": (eclipse, "sybils fill a node's 8 slots: it keeps or regains an honest peer, gets everything"),
 }
 
 

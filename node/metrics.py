@@ -234,6 +234,20 @@ class NodeMetrics:
         yield _gauge(
             "stateless_peers_connected", "Peers with a libp2p connection.", network.connected_count()
         )
+        outbound = network.slots.outbound_count()
+        directions = GaugeMetricFamily(
+            "stateless_peers_by_direction",
+            "Connected peers by slot: outbound (bootstrap peers and contacts we chose to dial) or inbound.",
+            labels=["direction"],
+        )  # fmt: skip
+        directions.add_metric(["outbound"], outbound)
+        directions.add_metric(["inbound"], max(0, network.connected_count() - outbound))
+        yield directions
+        yield _counter(
+            "stateless_peer_evictions",
+            "Peers disconnected to keep within --max-peers (connection slots, eclipse defence).",
+            network.slots.evictions,
+        )
         yield _gauge("stateless_peers_banned", "Peers banned for misbehaviour now.", banned)
         yield _gauge("stateless_peers_known", "Peers whose contact info we hold.", len(network.contacts))
         yield _counter("stateless_peer_bans", "Bans imposed on peers.", network.stats.bans)

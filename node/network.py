@@ -22,8 +22,10 @@ from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 
 from node.config import NetworkSettings
 from node.engine import HubEngine
+from node.slots import ConnectionSlots, bootstrap_peer_ids
 from node.sync import PeerSyncStatus, SyncSession, SyncStatusBook, ingest, node_answer
 from p2p import (
+    DEFAULT_MAX_CONNECTIONS,
     MAX_GOSSIP_PAYLOAD,
     SYNC_PROTOCOL_ID,
     Gossip,
@@ -130,6 +132,7 @@ class NetworkService:
         version: str,
         clock: Callable[[], float] = time.time,
         bootstrap: Sequence[str] = (),
+        max_peers: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.engine = engine
         self._bootstrap = tuple(bootstrap)
@@ -158,6 +161,13 @@ class NetworkService:
         self._announce = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._dialling: set[str] = set()
+        self.slots = ConnectionSlots(
+            host,
+            max_peers=max_peers,
+            protected=bootstrap_peer_ids(bootstrap),
+            score=lambda peer_id: self.scores.score(peer_id, self._clock()),
+            clock=clock,
+        )
 
     def _notify_change(self) -> None:
         self._changed.set()
@@ -260,6 +270,8 @@ class NetworkService:
         finally:
             self._in_flight.discard(digest)
         self.stats.messages_merged += result.merged
+        if result.merged:
+            self.slots.mark_useful(sender)
         if result.invalid:
             self.stats.invalid_in += result.invalid
             self.penalise(sender, "invalid_message", result.invalid)
@@ -357,13 +369,15 @@ class NetworkService:
     def _diverges(self, info: p2p_pb2.ContactInfo) -> bool:
         return bytes(info.trie_root) != self._root_hash()
 
-    async def _redial(self, addr: str) -> None:
+    async def _redial(self, addr: str, peer_id: str) -> None:
         try:
-            peer_id = await self.host.connect(addr)
+            await self.host.connect(addr)
         except HubError as e:
             log.info("bootstrap peer %s still unreachable: %s", addr, e.message)
         else:
             log.info("reconnected to bootstrap peer %s", peer_id)
+        finally:
+            self._dialling.discard(peer_id)
 
     async def _maybe_dial(self, info: p2p_pb2.ContactInfo) -> None:
         try:
@@ -371,7 +385,8 @@ class NetworkService:
                 return
             for addr in info.listen_addrs[:4]:
                 try:
-                    await self.host.connect(addr)
+                    peer_id = await self.host.connect(addr)
+                    self.slots.mark_chosen(peer_id)
                     return
                 except HubError as e:
                     log.debug("dialling %s from contact info: %s", addr, e)
@@ -495,6 +510,8 @@ class NetworkService:
                 raise
             else:
                 status.last_error = ""
+                if status.merged:
+                    self.slots.mark_useful(peer_id)
             finally:
                 status.syncing = False
                 status.last_finished = self._clock()
@@ -531,15 +548,30 @@ class NetworkService:
             self._lift_expired_bans()
             self.scores.forget_idle(self._clock())
             self._forget_stale_peers()
-            if not self.host.connected_peers() and self._nursery is not None:
-                # Alone (the bootstrap peers restarted, or the network was down longer than the start-up
-                # retries): try them again rather than stay cut off until someone dials us.
-                for addr in self._bootstrap:
-                    self._nursery.start_soon(self._redial, addr)
+            await self.slots.enforce()
+            self._keep_outbound()
             peers = self.host.connected_peers()
             random.shuffle(peers)
             for peer_id in peers:
                 self.request_sync(peer_id)
+
+    def _keep_outbound(self) -> None:
+        """Redial bootstrap peers we lost while fewer connections than the outbound reserve are ours.
+
+        Inbound peers can never take those slots (node/slots.py), so however many sybils connect to us,
+        the peers we chose get back in. Also covers a node left alone after its bootstrap peers restarted
+        or the network was down longer than the start-up retries.
+        """
+        if self._nursery is None or not self._bootstrap:
+            return
+        if self.host.connected_peers() and self.slots.outbound_count() >= self.slots.reserve:
+            return
+        connected = set(self.host.connected_peers())
+        for addr in self._bootstrap:
+            peer_id = addr.rsplit("/p2p/", 1)[-1]
+            if peer_id not in connected and peer_id not in self._dialling and not self.is_banned(peer_id):
+                self._dialling.add(peer_id)
+                self._nursery.start_soon(self._redial, addr, peer_id)
 
     async def _connection_events(self, recv: trio.MemoryReceiveChannel[tuple[str, str]]) -> None:
         async for kind, peer_id in recv:
@@ -549,9 +581,11 @@ class NetworkService:
                     log.debug("dropping a new connection from banned or denied peer %s", peer_id)
                     if self._gossip is not None:
                         self._gossip.block(peer_id)
-                else:
+                elif peer_id not in await self.slots.enforce():
                     self.request_sync(peer_id)
                     self._announce.set()
+            elif peer_id in self.slots.protected:
+                self._keep_outbound()
 
     # ------------------------------------------------------------------------------------- sync server
 
@@ -717,14 +751,17 @@ async def open_network(
     version: str,
     clock: Callable[[], float] = time.time,
     bootstrap: Sequence[str] = (),
+    max_peers: int = DEFAULT_MAX_CONNECTIONS,
 ) -> AsyncIterator[NetworkService]:
     """Run the network side of a node until the block ends (gossip left before the host closes).
 
-    `bootstrap` peers are dialled again whenever the node finds itself without any connection.
+    `bootstrap` peers are protected from eviction and dialled again whenever fewer connections than the
+    outbound reserve are ours. At most `max_peers` peers stay connected (see node/slots.py); give the host
+    `connection_limit(max_peers)` so newcomers get in and the slot rules decide who stays.
     """
     service = NetworkService(
         engine, host, network_name=network_name, settings=settings, rpc_address=rpc_address,
-        version=version, clock=clock, bootstrap=bootstrap,
+        version=version, clock=clock, bootstrap=bootstrap, max_peers=max_peers,
     )  # fmt: skip
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)

@@ -26,6 +26,7 @@ from node.genesis import load_genesis
 from node.metrics import MetricsAddress, MetricsServer, NodeMetrics, RpcMetrics, open_metrics_server
 from node.network import NetworkService, open_network
 from node.rpc import NodeInfo, RpcAddress, serve_rpc
+from node.slots import connection_limit
 from node.storage import LmdbStore, TxnKV, Writer
 from p2p import HubHost, load_or_create_peer_key, open_host
 from protocols import crdt
@@ -194,7 +195,7 @@ async def open_node(
                             listen_port=config.gossip_port,
                             bootstrap=config.bootstrap,
                             announce=config.announce,
-                            max_connections=config.max_peers,
+                            max_connections=connection_limit(config.max_peers),
                         ) as host,
                         open_network(
                             engine,
@@ -205,6 +206,7 @@ async def open_node(
                             version=hub_version(),
                             clock=clock,
                             bootstrap=config.bootstrap,
+                            max_peers=config.max_peers,
                         ) as network,
                         open_block_exchange(
                             host,

@@ -7,6 +7,8 @@ contexts end (py-libp2p 0.8.1 reports "Nursery is closed" errors when that order
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import errno
 import ipaddress
 import logging
@@ -177,6 +179,40 @@ class HubHost:
         """Peer ids this host has at least one open connection with."""
         return [str(peer) for peer in self._host.get_connected_peers()]
 
+    def connections(self) -> list[PeerConnection]:
+        """Every connected peer with the direction and remote address of its connections."""
+        out = []
+        for peer, conns in list(self._host.get_network().connections.items()):
+            if not conns:
+                continue
+            outbound = any(_is_outbound(conn) for conn in conns)
+            out.append(PeerConnection(str(peer), outbound, _remote_ip(conns[0])))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConnection:
+    """A connected peer: whether we dialled it (any of its connections) and the IP it connects from."""
+
+    peer_id: str
+    outbound: bool
+    remote_ip: str
+
+
+def _is_outbound(conn: Any) -> bool:
+    return str(getattr(conn, "direction", "")).lower().endswith("outbound")
+
+
+def _remote_ip(conn: Any) -> str:
+    try:
+        for addr in conn.get_transport_addresses():
+            for proto in ("ip4", "ip6"):
+                with contextlib.suppress(Exception):  # multiaddr raises when the protocol is absent
+                    return str(addr.value_for_protocol(proto))
+    except Exception:  # an exotic or closing connection has no address to tell: one unknown group
+        pass
+    return ""
+
 
 def _multiaddr(text: str) -> Any:
     return multiaddr.Multiaddr(text)
@@ -281,6 +317,63 @@ async def _no_auto_dial() -> None:
     return None
 
 
+#: How often a held inbound connection is checked for having been dropped by py-libp2p without a close.
+_ORPHAN_CHECK_SECONDS: Final = 5.0
+
+
+def _registered(swarm: Any, muxed: Any) -> bool:
+    return any(conn.muxed_conn is muxed for conns in list(swarm.connections.values()) for conn in conns)
+
+
+class _InboundConnectionEnded(Exception):
+    """Ends py-libp2p's handler of an inbound connection once that connection has closed."""
+
+
+#: Set while py-libp2p's inbound-connection handler runs in this task (see _end_inbound_handlers).
+_IN_INBOUND_HANDLER: Final = contextvars.ContextVar("in_inbound_handler", default=False)
+
+
+def _end_inbound_handlers(swarm: Any) -> None:
+    """Work around a py-libp2p 0.8 bug that makes a node refuse every inbound connection after a while.
+
+    The swarm runs each inbound connection's handler under a limiter of `max_connections` slots and,
+    once the connection is up, keeps the handler alive until the *swarm* stops (trio closes the TCP
+    stream when a handler returns). So each inbound connection ever accepted holds a slot, and a task,
+    for the node's lifetime: after `max_connections` of them (peers reconnecting, sybils being evicted)
+    nothing can connect to the node any more. Here the handler ends when its own connection closes: the
+    upgrade, when called from that handler, waits for the connection to close and then raises, which
+    py-libp2p's handler treats as a failed connection (close it, return, free the slot). Other callers
+    of the upgrade (hole punching, the host's own API) are unaffected.
+    """
+    handle, upgrade = swarm._do_handle_inbound_connection, swarm.upgrade_inbound_raw_conn
+
+    async def handle_inbound(*args: Any) -> None:
+        token = _IN_INBOUND_HANDLER.set(True)
+        try:
+            await handle(*args)
+        finally:
+            _IN_INBOUND_HANDLER.reset(token)
+
+    async def upgrade_inbound(raw_conn: Any, maddr: Any) -> Any:
+        muxed = await upgrade(raw_conn, maddr)
+        closed = getattr(muxed, "event_closed", None)
+        if not _IN_INBOUND_HANDLER.get() or not isinstance(closed, trio.Event):
+            return muxed
+        while not closed.is_set():
+            with trio.move_on_after(_ORPHAN_CHECK_SECONDS):
+                await closed.wait()
+            if not closed.is_set() and not _registered(swarm, muxed):
+                # py-libp2p dropped its wrapper without closing the connection (a duplicate of one the
+                # peer already had); nobody else will ever close it.
+                with contextlib.suppress(Exception):
+                    await muxed.close()
+                break
+        raise _InboundConnectionEnded
+
+    swarm._do_handle_inbound_connection = handle_inbound
+    swarm.upgrade_inbound_raw_conn = upgrade_inbound
+
+
 async def _disconnect(host: IHost, peer: Any) -> None:
     try:
         await host.disconnect(peer)
@@ -339,6 +432,7 @@ async def open_host(
     # py-libp2p's AutoConnector dials up to 200 peers from the peer store on its own, including peers we
     # just banned or cut off. Whom to connect to is the node's decision (bootstrap list, contact info).
     host.get_network().auto_connector.maybe_connect = _no_auto_dial
+    _end_inbound_handlers(host.get_network())
     peer_id = str(host.get_id())
     try:
         async with host.run(listen_addrs=[_multiaddr(listen_addr)]):

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
+from node.cli._adversary_cmd import register as register_adversary
 from node.cli._client_cmd import timeout_arg
 from node.cli._node_cmd import LOG_LEVELS
 from node.cli._output import CliError, UsageError, format_duration, iso_unix
@@ -37,6 +38,7 @@ from protocols.errors import HubError
 
 if TYPE_CHECKING:
     from devnet._processes import DevnetState, NodeStatus, ProcessDevnet, ProcessNode, StopResult
+    from devnet._summary import Totals
 
 DEFAULT_DIR: Final = Path(".devnet")
 DEFAULT_NODES: Final = 3
@@ -85,6 +87,30 @@ def base_port_arg(text: str) -> int:
     return int(text)
 
 
+def mode_arg(text: str) -> tuple[int, str]:
+    """argparse type: `I=MODE`, node I runs as the adversary MODE (devnet/_modes.py)."""
+    from devnet._modes import ADVERSARY_MODES
+
+    index, sep, mode = text.partition("=")
+    index = index.strip().removeprefix("node-")
+    if not sep or not index.isdigit():
+        raise argparse.ArgumentTypeError(f"expected I=MODE (e.g. 2=forge), got {text!r}")
+    if mode not in ADVERSARY_MODES:
+        raise argparse.ArgumentTypeError(
+            f"unknown adversary mode {mode!r} in {text!r}; known: {', '.join(ADVERSARY_MODES)}"
+        )
+    return int(index), mode
+
+
+def _modes(pairs: Sequence[tuple[int, str]]) -> dict[int, str]:
+    modes: dict[int, str] = {}
+    for index, mode in pairs:
+        if modes.get(index, mode) != mode:
+            raise UsageError(f"node {index} is given two modes: {modes[index]} and {mode}")
+        modes[index] = mode
+    return modes
+
+
 # --- output helpers
 
 
@@ -115,10 +141,12 @@ def _err(text: str) -> None:
 
 
 def _roots_verdict(statuses: Sequence[NodeStatus]) -> str:
-    roots = [s.info.root_hash for s in statuses if s.info is not None]
+    """Whether the honest nodes hold the same messages (adversaries have no trie to compare)."""
+    honest = [s for s in statuses if s.node.honest]
+    roots = [s.info.root_hash for s in honest if s.info is not None]
     if not roots:
         return "unknown (no node answered)"
-    unanswered = sum(1 for s in statuses if s.info is None)
+    unanswered = sum(1 for s in honest if s.info is None)
     verdict = "equal" if len(set(roots)) == 1 else f"differ ({len(set(roots))} distinct)"
     return verdict + (f", {unanswered} node(s) did not answer" if unanswered else "")
 
@@ -191,8 +219,11 @@ class _Interrupts:
 
 
 def _print_table(net: ProcessDevnet, shown_dir: str) -> None:
-    rows = [[n.name, n.peer_id, n.rpc_target, n.metrics_url or "-", n.libp2p_addr] for n in net.nodes]
-    print(_table(["NAME", "PEER ID", "GRPC", "METRICS", "LIBP2P"], rows))
+    rows = [
+        [n.name, n.mode, n.peer_id, n.rpc_target or "-", n.metrics_url or "-", n.libp2p_addr]
+        for n in net.nodes
+    ]
+    print(_table(["NAME", "MODE", "PEER ID", "GRPC", "METRICS", "LIBP2P"], rows))
     if net.accounts:
         first, last = net.accounts[0], net.accounts[-1]
         fids = f"fid {first.fid}" if first is last else f"fids {first.fid}-{last.fid}"
@@ -211,6 +242,8 @@ def _print_table(net: ProcessDevnet, shown_dir: str) -> None:
 def _node_cell(status: NodeStatus, returncode: int | None) -> str:
     if returncode is not None:
         return f"{status.node.name}: exited ({returncode})"
+    if not status.node.honest:
+        return f"{status.node.name}: {status.node.mode}"
     if status.info is None:
         return f"{status.node.name}: {status.error or 'no answer'}"
     info = status.info
@@ -270,6 +303,8 @@ def _summary(
     lines = [f"stopped {_plural(len(results), 'node')} after {format_duration(int(ran_for))}"]
     for status, result in zip(statuses, results, strict=True):
         messages = "? messages" if status.info is None else f"{status.info.db_stats.num_messages} messages"
+        if not status.node.honest:
+            messages = f"adversary ({status.node.mode})"
         if result.outcome == "killed":
             how = f"killed (still running {stop_timeout:g} s after SIGINT)"
         elif result.outcome == "not running":
@@ -298,6 +333,7 @@ async def _up_body(args: argparse.Namespace, base_dir: Path, interrupts: _Interr
     shown_dir = str(args.dir)
     supervisor = None if args.detach else os.getpid()
     started = time.monotonic()
+    modes = _modes(args.mode)
 
     def on_started(net: ProcessDevnet, node: ProcessNode) -> None:
         # Recorded as each node comes up, so even a killed `up` leaves nothing `down` cannot find.
@@ -314,6 +350,8 @@ async def _up_body(args: argparse.Namespace, base_dir: Path, interrupts: _Interr
                 log_level=args.log_level,
                 accounts=args.accounts,
                 on_started=on_started,
+                modes=modes,
+                extra_args=[] if args.max_peers is None else ["--max-peers", str(args.max_peers)],
             )
         except BaseException:
             state_path(base_dir).unlink(missing_ok=True)  # its nodes are stopped
@@ -343,8 +381,10 @@ async def _up_body(args: argparse.Namespace, base_dir: Path, interrupts: _Interr
             with interrupts.phase():
                 every_node_exited = not await _show_status(net, started)
         final = await net.status(rpc_timeout=2.0)
+        totals = await _scrape_totals([n.metrics_url for n in net.nodes])
         results = await net.stop()
         print(_summary(final, results, time.monotonic() - started, net.stop_timeout), flush=True)
+        _print_totals(totals, nodes=sum(1 for n in net.nodes if n.honest))
         failed = [f"{r.name} (exit code {r.returncode})" for r in results if r.returncode not in (0, None)]
         if every_node_exited and not failed:
             _err("every node was stopped from outside (`stateless devnet down` or a signal)")
@@ -361,11 +401,23 @@ async def _up_body(args: argparse.Namespace, base_dir: Path, interrupts: _Interr
             state_path(base_dir).unlink(missing_ok=True)
 
 
+async def _scrape_totals(urls: Sequence[str | None]) -> Totals:
+    from devnet._summary import metrics_urls, scrape_all
+
+    return await trio.to_thread.run_sync(scrape_all, metrics_urls(urls), abandon_on_cancel=True)
+
+
+def _print_totals(totals: Totals, *, nodes: int) -> None:
+    from devnet._summary import summary_lines
+
+    print("\n".join(summary_lines(totals, nodes=nodes)), flush=True)
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from devnet._processes import check_devnet_options
 
     try:
-        check_devnet_options(args.nodes, args.base_port)
+        check_devnet_options(args.nodes, args.base_port, _modes(args.mode))
     except ValueError as e:
         raise UsageError(str(e)) from None
     shown_dir = str(args.dir)
@@ -393,7 +445,8 @@ def _require_state(base_dir: Path, shown_dir: str) -> DevnetState:
 def _node_state(status: NodeStatus) -> str:
     if not status.running:
         return "stopped"
-    return "running" if status.info is not None else "unreachable"
+    # An adversary has no gRPC: its process running is all there is to know.
+    return "running" if status.info is not None or not status.node.honest else "unreachable"
 
 
 def _status_json(state: DevnetState, statuses: Sequence[NodeStatus]) -> dict[str, Any]:
@@ -445,13 +498,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
         for s in statuses:
             info = s.info
             rows.append([
-                s.node.name, _node_state(s), str(s.node.pid),
+                s.node.name, s.node.mode, _node_state(s), str(s.node.pid),
                 "-" if info is None else str(info.connected_peers),
                 "-" if info is None else str(info.db_stats.num_messages),
                 "-" if info is None else ("yes" if info.is_syncing else "no"),
-                s.node.rpc_target, s.node.metrics_url or "-",
+                s.node.rpc_target or "-", s.node.metrics_url or "-",
             ])  # fmt: skip
-        print(_table(["NAME", "STATE", "PID", "PEERS", "MESSAGES", "SYNCING", "GRPC", "METRICS"], rows))
+        headers = ["NAME", "MODE", "STATE", "PID", "PEERS", "MESSAGES", "SYNCING", "GRPC", "METRICS"]
+        print(_table(headers, rows))
         if running:
             print(f"trie roots: {_roots_verdict([s for s in statuses if s.running])}")
     if not running:
@@ -496,6 +550,8 @@ def _cmd_down(args: argparse.Namespace) -> int:
     if state is None and not args.purge:
         raise CliError(f"no devnet in {shown_dir} (no devnet.json there); nothing to stop")
     if state is not None:
+        running = state.running_nodes()
+        totals = trio.run(_scrape_totals, [n.metrics_url for n in running]) if running else None
         results = trio.run(partial(stop_node_pids, state.nodes, stop_timeout=args.timeout))
         for r in results:
             how = {
@@ -504,6 +560,8 @@ def _cmd_down(args: argparse.Namespace) -> int:
                 "not running": "was not running",
             }[r.outcome]
             print(f"{r.name}  pid {r.pid}  {how}")
+        if totals is not None:
+            _print_totals(totals, nodes=sum(1 for n in running if n.honest))
         still = [n.name for n in state.running_nodes()]
         if still:
             raise CliError(f"could not stop {', '.join(still)}; devnet.json is kept so you can retry")
@@ -569,8 +627,9 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
         print(json.dumps({**result.to_json(), "dir": str(base_dir)}, indent=2))
     else:
         print(f"{'PASS' if result.passed else 'FAIL'}  {result.name} ({args.size})")
+        width = max((len(key) for key in result.figures), default=0)
         for key, value in result.figures.items():
-            print(f"  {key:<22} {value}")
+            print(f"  {key:<{width}}  {value}")
         for line in result.details:
             print(f"  ! {line}")
         if not result.passed:
@@ -626,6 +685,22 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_ACCOUNTS,
         metavar="K",
         help=f"test accounts (fids 1..K) in the genesis (default {DEFAULT_ACCOUNTS})",
+    )
+    up.add_argument(
+        "--mode",
+        type=mode_arg,
+        action="append",
+        default=[],
+        metavar="I=MODE",
+        help="run node I as an adversary: forge, withhold, flood, lie or eclipse (repeatable; node 0 stays "
+        "honest). See `stateless devnet adversary --help`",
+    )
+    up.add_argument(
+        "--max-peers",
+        type=nodes_arg,
+        default=None,
+        metavar="N",
+        help="connection slots of each honest node (node start --max-peers; default 64)",
     )
     up.add_argument(
         "--detach",
@@ -695,3 +770,5 @@ def register(subparsers: Any) -> None:
     )
     scenario.add_argument("--json", action="store_true", help="print the result as JSON")
     scenario.set_defaults(handler=_cmd_scenario)
+
+    register_adversary(sub)

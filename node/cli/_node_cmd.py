@@ -153,10 +153,10 @@ def configure_logging(level_name: str, log_format: str = "text") -> None:
         libp2p_log.setLevel(max(level, logging.WARNING))
 
 
-def _only_keyboard_interrupts(exc: BaseException) -> bool:
+def only_keyboard_interrupts(exc: BaseException) -> bool:
     """True for KeyboardInterrupt, also when trio delivers it wrapped in (nested) exception groups."""
     if isinstance(exc, BaseExceptionGroup):
-        return all(_only_keyboard_interrupts(e) for e in exc.exceptions)
+        return all(only_keyboard_interrupts(e) for e in exc.exceptions)
     return isinstance(exc, KeyboardInterrupt)
 
 
@@ -175,7 +175,7 @@ def _cmd_start(args: argparse.Namespace) -> int:
     try:
         trio.run(runner.run_node, config)
     except BaseException as e:
-        if not _only_keyboard_interrupts(e):
+        if not only_keyboard_interrupts(e):
             raise
     print("stopped", flush=True)
     return 0

@@ -129,7 +129,51 @@ async def test_bad_options_start_nothing(base_dir: Path) -> None:
         await start_process_devnet(2, base_dir, rpc_base_port=100)
     with pytest.raises(ValueError, match="log level"):
         await start_process_devnet(1, base_dir, log_level="loud")
+    with pytest.raises(ValueError, match="node 0 must be honest"):
+        await start_process_devnet(2, base_dir, modes={0: "forge"})
+    with pytest.raises(ValueError, match="node 5 does not exist"):
+        await start_process_devnet(2, base_dir, modes={5: "forge"})
+    with pytest.raises(ValueError, match="unknown mode 'nice'"):
+        await start_process_devnet(2, base_dir, modes={1: "nice"})
     assert not await trio.Path(base_dir).exists()
+
+
+def _banned(stub: object) -> set[str]:
+    peers = stub.GetCurrentPeers(rr.Empty(), timeout=5)  # type: ignore[attr-defined]
+    return {c.peer_id for c in peers.contacts if c.banned_until}
+
+
+async def test_adversarial_nodes_are_banned_and_honest_ones_still_converge(base_dir: Path) -> None:
+    modes = {1: "forge", 2: "flood", 3: "eclipse"}
+    async with open_process_devnet(5, base_dir, accounts=1, log_level="warning", modes=modes) as net:
+        assert [n.mode for n in net] == ["honest", "forge", "flood", "eclipse", "honest"]
+        assert [bool(n.rpc_target) for n in net] == [True, False, False, False, True]
+        with pytest.raises(HubError, match="adversary"):
+            net.stub(1)
+        with trio.fail_after(START_TIMEOUT):
+            await net.wait_for_peers(1)  # the honest nodes only
+            # The forger and the flooder provably lie (bad signatures): node 0 bans both, whatever
+            # else is going on (the eclipser's sybils keep knocking on node 0 meanwhile).
+            liars = {net[1].peer_id, net[2].peer_id}
+
+            async def both_banned() -> bool:
+                return liars <= await trio.to_thread.run_sync(_banned, net.stub(0))
+
+            await net.poll_until(both_banned)
+        account = net.accounts[0]
+        cast = f.cast_add(account.key, account.fid, "past the adversaries")
+        await trio.to_thread.run_sync(partial(net.stub(0).SubmitMessage, cast, timeout=10))
+        with trio.fail_after(START_TIMEOUT):
+            await trio.to_thread.run_sync(first_merge_with, net.stub(4), cast.hash, abandon_on_cancel=True)
+            await net.wait_converged()  # the honest nodes only
+        statuses = await net.status()
+        assert [s.running for s in statuses] == [True] * 5
+        assert [s.info is None for s in statuses] == [False, True, True, True, False]
+    results = await net.stop()
+    assert all(r.clean for r in results), results
+    for node in net.nodes[1:4]:
+        lines = node.stdout_path.read_text().splitlines()
+        assert f"  mode       {node.mode}" in lines and lines[-1] == "stopped"
 
 
 async def test_in_process_devnet_with_test_accounts(tmp_path: Path) -> None:

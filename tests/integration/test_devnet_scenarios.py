@@ -36,3 +36,14 @@ async def test_honest_minority_passes(tmp_path: Path) -> None:
     assert result.passed, result.details
     assert result.figures["forged_accepted"] == 0
     assert result.figures["messages_delivered"] == result.figures["messages_expected"]
+
+
+async def test_eclipse_passes(tmp_path: Path) -> None:
+    """Sybils several times the slots of a node neither displace nor lock out the peers it chose."""
+    result = await run_scenario("eclipse", tmp_path)
+    assert result.passed, result.details
+    figures = result.figures
+    assert figures["honest_kept_under_siege"] == "2/2"
+    assert figures["evictions"] >= 2 * figures["max_peers"]  # the siege really filled the slots
+    assert 0 <= figures["seconds_to_reconnect"] < 60
+    assert figures["messages_delivered"] == figures["messages_expected"] > 0

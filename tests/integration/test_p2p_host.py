@@ -494,3 +494,39 @@ async def test_py_libp2p_auto_dialling_is_off(key_a: KeyPair, key_b: KeyPair) ->
         await b.disconnect(a.info.peer_id)
         await network.auto_connector.maybe_connect()
         assert a.info.peer_id not in b.connected_peers()
+
+
+@pytest.mark.parametrize("closer", ["dialler", "listener"])
+async def test_inbound_connections_free_their_slot_when_they_close(
+    key_a: KeyPair, key_b: KeyPair, closer: str
+) -> None:
+    """py-libp2p 0.8 keeps each inbound connection's handler, and one of `max_connections` slots, until
+    the host stops: without our fix the 4th reconnection below is refused for good."""
+    async with open_host(key_a, listen_port=0, max_connections=3) as a, open_host(key_b, listen_port=0) as b:
+        for _ in range(8):
+            await b.connect(a.info.listen_addrs[0])
+            await wait_until([a, b], connected_both_ways(a, b))
+            if closer == "dialler":
+                await b.disconnect(a.info.peer_id)
+            else:
+                await a.disconnect(b.info.peer_id)
+            await wait_until([a, b], lambda: a.info.peer_id not in b.connected_peers())
+            await wait_until([a, b], lambda: b.info.peer_id not in a.connected_peers())
+
+
+async def test_connections_report_direction_and_address(key_a: KeyPair, key_b: KeyPair) -> None:
+    async with open_host(key_a, listen_port=0) as a, open_host(key_b, listen_port=0) as b:
+        await b.connect(a.info.listen_addrs[0])
+        await wait_until([a, b], connected_both_ways(a, b))
+        [seen_by_a] = a.connections()
+        [seen_by_b] = b.connections()
+        assert (seen_by_a.peer_id, seen_by_a.outbound, seen_by_a.remote_ip) == (
+            b.info.peer_id,
+            False,
+            "127.0.0.1",
+        )
+        assert (seen_by_b.peer_id, seen_by_b.outbound, seen_by_b.remote_ip) == (
+            a.info.peer_id,
+            True,
+            "127.0.0.1",
+        )

@@ -139,6 +139,11 @@ def test_detached_devnet_up_status_cast_down(devnet_dir: Path) -> None:
 
     down = cli("devnet", "down", "--dir", d)
     assert down.stdout.count(" stopped") == 3, down.stdout
+    # What the devnet did, summed from the nodes' metrics before they stopped: the cast merged on node 0
+    # (local) and reached the two others (by gossip or sync).
+    assert "totals from /metrics of 3 of 3 node(s)" in down.stdout, down.stdout
+    merged = next(line for line in down.stdout.splitlines() if "messages merged" in line)
+    assert merged.split()[2] == "3" and "local 1" in merged, merged
     assert not any(node_process_alive(pid) for pid in pids)
     assert not (devnet_dir / "devnet.json").exists()
     assert (devnet_dir / "node-0").is_dir()  # data kept without --purge
@@ -172,6 +177,7 @@ def test_foreground_devnet_stops_on_ctrl_c(devnet_dir: Path) -> None:
     assert "stopped 2 nodes after" in summary
     assert summary.count("exit code 0") == 2
     assert "trie roots: equal" in summary
+    assert "totals from /metrics of 2 of 2 node(s)" in summary
     assert not any(node_process_alive(pid) for pid in pids)
     assert not (devnet_dir / "devnet.json").exists()
 
@@ -222,8 +228,43 @@ def test_invalid_options_are_usage_errors(devnet_dir: Path) -> None:
         (["--nodes", "65"], "from 1 to 64"),
         (["--base-port", "80"], "well-known"),
         (["--base-port", "65500"], "too high"),
+        (["--mode", "0=forge"], "node 0 must be honest"),
+        (["--mode", "1=evil"], "unknown adversary mode 'evil'"),
+        (["--mode", "forge"], "expected I=MODE"),
+        (["--nodes", "2", "--mode", "5=lie"], "node 5 does not exist"),
+        (["--mode", "1=lie", "--mode", "1=forge"], "node 1 is given two modes"),
+        (["--max-peers", "0"], "from 1 to 64"),
     ]:
         run = cli("devnet", "up", *args, "--dir", str(devnet_dir), check=False)
         assert run.returncode == 2, run.stderr
         assert error_lines(run.stderr) == [run.stderr.strip()] and words in run.stderr
     assert not devnet_dir.exists()
+
+
+def test_a_devnet_with_an_adversary(devnet_dir: Path) -> None:
+    d = str(devnet_dir)
+    up = cli(
+        "devnet",
+        "up",
+        "--nodes",
+        "3",
+        "--mode",
+        "1=withhold",
+        "--detach",
+        "--dir",
+        d,
+        "--log-level",
+        "warning",
+    )
+    table = {line.split()[0]: line.split() for line in up.stdout.splitlines() if line.startswith("node-")}
+    assert [table[name][1] for name in ("node-0", "node-1", "node-2")] == ["honest", "withhold", "honest"]
+    assert table["node-1"][3] == "-"  # no gRPC
+    status = cli_json("devnet", "status", "--dir", d)
+    assert [(n["mode"], n["state"]) for n in status["nodes"]] == [
+        ("honest", "running"),
+        ("withhold", "running"),
+        ("honest", "running"),
+    ], status
+    assert status["roots"] == "equal"
+    down = cli("devnet", "down", "--dir", d)
+    assert down.stdout.count(" stopped") == 3 and "of 2 of 2 node(s)" in down.stdout, down.stdout

@@ -56,7 +56,7 @@ def test_list_names_every_scenario() -> None:
         stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 0, proc.stderr
-    for name in ("honest-minority", "partition-heal", "late-join", "churn"):
+    for name in ("honest-minority", "partition-heal", "late-join", "churn", "eclipse"):
         assert name in proc.stdout
 
 
@@ -87,3 +87,11 @@ def test_churn(tmp_path: Path) -> None:
     assert code == 0 and result["passed"], result
     figures = result["figures"]
     assert figures["lost"] == 0 and figures["acknowledged"] > 0 and figures["kills"] >= 2
+
+
+def test_eclipse(tmp_path: Path) -> None:
+    code, result = scenario("eclipse", tmp_path)
+    assert code == 0 and result["passed"], result
+    figures = result["figures"]
+    assert figures["honest_kept_under_siege"] == "2/2" and figures["evictions"] > 0
+    assert figures["messages_delivered"] == figures["messages_expected"] > 0

@@ -113,3 +113,28 @@ def test_port_plan_and_option_checks() -> None:
     ]:
         with pytest.raises(ValueError, match=words):
             check_devnet_options(n, port)
+
+
+def test_an_adversary_banner_has_a_mode_and_no_grpc() -> None:
+    lines = [
+        "stateless adversary (eclipse) on devnet",
+        "  peer id    12D3KooWSp9vgR3C9U9x49WYt8a1rFSGqUVgVzZuHrkR2hKKHeD2",
+        "  libp2p     /ip4/127.0.0.1/tcp/1/p2p/12D3KooWSp9vgR3C9U9x49WYt8a1rFSGqUVgVzZuHrkR2hKKHeD2",
+        "  mode       eclipse",
+        "  target     /ip4/127.0.0.1/tcp/2/p2p/12D3KooWSp9vgR3C9U9x49WYt8a1rFSGqUVgVzZuHrkR2hKKHeD3",
+        "ready (Ctrl-C to stop)",
+    ]
+    banner = parse_banner(lines)
+    assert banner.ready and banner.mode == "eclipse" and banner.rpc_target == ""
+    assert parse_banner(BANNER.splitlines()).mode == "honest"
+
+
+def test_node_modes_are_checked() -> None:
+    check_devnet_options(3, 0, {1: "forge", 2: "eclipse"})
+    for modes, words in [
+        ({0: "lie"}, "node 0 must be honest"),
+        ({3: "lie"}, "node 3 does not exist in a devnet of 3 nodes"),
+        ({1: "evil"}, "unknown mode 'evil' for node 1; known: forge, withhold, flood, lie, eclipse"),
+    ]:
+        with pytest.raises(ValueError, match=words):
+            check_devnet_options(3, 0, modes)
