@@ -52,9 +52,17 @@ def _compose() -> dict[str, Any]:
     return doc
 
 
+def _is_adversary(svc: dict[str, Any]) -> bool:
+    return "adversaries" in svc.get("profiles", [])
+
+
 def _node_services(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services that run our image (built from the repository), i.e. every service but the chain."""
-    return {name: svc for name, svc in doc["services"].items() if "build" in svc}
+    """The hub nodes: services that run our image (built from the repository) and are no adversary."""
+    return {name: svc for name, svc in doc["services"].items() if "build" in svc and not _is_adversary(svc)}
+
+
+def _adversaries(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in doc["services"].items() if _is_adversary(svc)}
 
 
 def _hubs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -247,7 +255,7 @@ def test_services_are_a_bootstrap_node_hubs_and_an_optional_chain() -> None:
     nodes = _node_services(doc)
     assert "bootstrap" in nodes
     assert len(_hubs(doc)) >= 2
-    assert set(doc["services"]) - set(nodes) == {"chain"}
+    assert set(doc["services"]) - set(nodes) - set(_adversaries(doc)) == {"chain"}
     for name, svc in nodes.items():
         assert svc["build"] == {"context": "..", "dockerfile": "Dockerfile"}, name
         assert (
@@ -444,3 +452,28 @@ def test_dockerignore_keeps_local_state_out_and_the_package_in() -> None:
     for path in ("pyproject.toml", "README.md", "node/cli/_main.py", "p2p/_keys.py", "protocols/errors.py",
                  "devnet/__init__.py", "devnet/healthcheck.py", "Dockerfile"):  # fmt: skip
         assert not _dockerignored(path, patterns), f"{path} is needed by the build but ignored"
+
+
+# ------------------------------------------------------------------------------------------- adversaries
+
+
+def test_adversaries_attack_through_the_bootstrap_node_only_when_asked_for() -> None:
+    doc = _compose()
+    adversaries = _adversaries(doc)
+    modes = {}
+    for name, svc in adversaries.items():
+        assert svc["profiles"] == ["adversaries"], f"{name} must start only with --profile adversaries"
+        assert svc["image"] == doc["services"]["bootstrap"]["image"] and svc["build"] == {
+            "context": "..",
+            "dockerfile": "Dockerfile",
+        }
+        assert svc["depends_on"] == {"bootstrap": {"condition": "service_healthy"}}, name
+        args = build_parser().parse_args(_argv(svc))
+        assert (args.command, args.devnet_command) == ("devnet", "adversary"), name
+        assert [parse_bootstrap_addr(a) for a in args.bootstrap] == [doc["x-bootstrap-addr"]], name
+        if args.genesis is not None:
+            (mount,) = [m for m in _mounts(svc) if m["target"] == str(args.genesis)]
+            assert _host_path(mount["source"]) == (COMPOSE_DATA / "genesis.json").resolve(), name
+        assert not list(_ports(svc)), f"{name} has nothing to publish"
+        modes[args.mode] = name
+    assert set(modes) == {"forge", "eclipse"}
