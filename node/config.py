@@ -59,7 +59,8 @@ class NetworkSettings:
     peer_burst: float = 50_000.0
     ban_seconds: float = 600.0
     heartbeat_interval: float = 1.0
-    #: Peers we dial from contact info until we have this many connections.
+    #: Peers we dial from contact info until we have this many connections (and, whatever the total, until
+    #: the outbound slots reserved by node/slots.py are ours).
     target_peers: int = 8
 
 

@@ -381,7 +381,10 @@ class NetworkService:
 
     async def _maybe_dial(self, info: p2p_pb2.ContactInfo) -> None:
         try:
-            if len(self.host.connected_peers()) >= self.settings.target_peers or self.is_banned(info.peer_id):
+            # Dial while short of peers, and also while short of outbound ones however many peers dialled
+            # us: a node full of inbound connections may be full of one attacker's sybils.
+            enough = len(self.host.connected_peers()) >= self.settings.target_peers
+            if (enough and self.slots.outbound_count() >= self.slots.reserve) or self.is_banned(info.peer_id):
                 return
             for addr in info.listen_addrs[:4]:
                 try:
