@@ -5,9 +5,21 @@ hashes differ. Where the peer has a bucket we lack (or our bucket differs), we p
 and fetch the messages we miss; where we hold ids it lacks, we push those messages to it. So one session
 leaves both sides with the union, not only the side that asked (both nodes also run their own sessions).
 
+Every answer costs a round trip, so a session keeps several in flight. The differing subtrees found on
+the way down go to a bounded queue served by `WALKERS` walker tasks; a walker that finds the queue full
+handles the subtree itself, depth first, so memory stays bounded for a trie of any size and the walk
+never waits on itself. Ids to fetch go to `FETCH_WORKERS` fetch tasks, and ids to push are pushed in
+batches; both buffers are shared by the walkers and flushed once the walk is done. All of them borrow one
+of `SESSION_STREAMS` streams for each request. A differing subtree small enough on both sides
+(`SMALL_SUBTREE`) is listed in one page instead of descended into, if the ids listed hash to what its
+parent node claimed (after a partition most of the difference is many small subtrees), and a second whose
+buckets differ in several places is listed whole.
+
 Nothing a peer says is trusted: every trie node must hash to what it claims (else the peer is penalised
-for a lying answer), returned messages must be the ones asked for, and every message goes through the
-same validation as one submitted over RPC (a bad one costs the peer score).
+for a lying answer), id listings must be in order, in range and not much longer than the trie claimed, a
+leaf bucket listed whole must hash to the count and hash sent with it, returned messages must be the ones
+asked for, and every message goes through the same validation as one submitted over RPC (a bad one
+costs the peer score). The first lie ends the whole session, whichever task met it.
 """
 
 from __future__ import annotations
@@ -15,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
@@ -33,8 +46,20 @@ log = logging.getLogger("stateless.sync")
 #: Sync ids fetched per page and messages fetched or pushed per request.
 ID_PAGE: Final = 1024
 MESSAGE_BATCH: Final = 256
-#: Requests for messages in flight at once within one session (each on its own stream).
+#: Tasks fetching messages within one session (one request each at a time).
 FETCH_WORKERS: Final = 2
+#: Tasks walking differing subtrees within one session (one request each at a time).
+WALKERS: Final = 4
+#: Streams one session opens to its peer, shared by walkers and fetch workers one request at a time, so
+#: also the requests it has in flight. A server takes 4 per peer (p2p MAX_STREAMS_PER_PEER); one is left for
+#: the streams of the previous session, which the server may not have seen closed yet.
+SESSION_STREAMS: Final = 3
+#: Differing subtrees waiting for a walker; beyond it the walker that found one walks it itself.
+WORK_QUEUE: Final = 256
+#: A differing subtree holding at most this many ids on either side is listed in one page (one round
+#: trip) instead of descended into (a trip per level and per differing bucket). The listing must hash to
+#: the subtree's entry in its parent, else the walk descends after all.
+SMALL_SUBTREE: Final = ID_PAGE
 #: Long sessions log their progress this often (seconds).
 PROGRESS_EVERY: Final = 5.0
 
@@ -166,8 +191,50 @@ def _sole_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return group
 
 
+class _Streams:
+    """A session's sync streams to its peer: at most `size`, opened when first needed, each lent out for
+    one request at a time, all closed by `aclose`."""
+
+    def __init__(self, host: HubHost, peer_id: str, size: int) -> None:
+        self._host = host
+        self._peer = peer_id
+        self._slots = trio.Semaphore(size)
+        self._idle: list[SyncClient] = []
+        self._opened: list[SyncClient] = []
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[SyncClient]:
+        """A stream with no request outstanding, for one request (waits while all are busy)."""
+        async with self._slots:
+            if self._idle:
+                client = self._idle.pop()
+            else:
+                client = await SyncClient.open(self._host, self._peer)
+                self._opened.append(client)
+            yield client
+            # Only after a complete answer: a stream whose request failed may still carry a stray frame.
+            self._idle.append(client)
+
+    async def aclose(self) -> None:
+        """Close every stream opened, even when the session is being cancelled (each close is bounded)."""
+        opened, self._opened, self._idle = self._opened, [], []
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for client in opened:
+                    nursery.start_soon(client.close)
+
+
+@dataclass(frozen=True, slots=True)
+class _Subtree:
+    """A child whose hash differs between the peer's trie and ours (an entry is None where it is empty)."""
+
+    prefix: bytes
+    theirs: crdt.TrieChild | None
+    mine: crdt.TrieChild | None
+
+
 class SyncSession:
-    """One diff-sync session with one peer over `FETCH_WORKERS + 1` streams."""
+    """One diff-sync session with one peer, over at most `SESSION_STREAMS` streams; `run` it once."""
 
     def __init__(
         self,
@@ -179,12 +246,15 @@ class SyncSession:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
-        self._host = host
         self._peer = peer_id
         self._status = status
         self._penalise = penalise
         self._clock = clock
+        self._streams = _Streams(host, peer_id, SESSION_STREAMS)
         self._missing_send, self._missing_recv = trio.open_memory_channel[list[bytes]](FETCH_WORKERS * 2)
+        self._work_send, self._work_recv = trio.open_memory_channel[_Subtree](WORK_QUEUE)
+        # Subtrees queued or being walked; the queue is closed when it drops to 0 (nothing can add more).
+        self._unfinished = 0
         self._last_progress = 0.0
         self._missing_buf: list[bytes] = []
         self._extra_buf: list[bytes] = []
@@ -204,8 +274,10 @@ class SyncSession:
                     return out
                 after = page[-1]
 
-    async def _their_node(self, client: SyncClient, prefix: bytes) -> crdt.TrieNode:
-        node = _answer_node(await client.trie_node(prefix))
+    async def _their_node(self, prefix: bytes) -> crdt.TrieNode:
+        async with self._streams.client() as client:
+            answer = await client.trie_node(prefix)
+        node = _answer_node(answer)
         if node.prefix != prefix:
             raise _Bad("bad_sync_answer", f"asked for node {prefix.hex()}, got {node.prefix.hex()}")
         if len(prefix) < crdt.LEAF_PREFIX_BYTES:
@@ -215,7 +287,7 @@ class SyncSession:
         return node
 
     async def _their_id_pages(
-        self, client: SyncClient, prefix: bytes, claimed: int
+        self, prefix: bytes, claimed: int
     ) -> AsyncIterator[tuple[list[bytes], p2p_pb2.SyncIdsAnswer]]:
         """The peer's sync ids under `prefix`, a page at a time (with the answer that carried them, empty
         pages included), never many more than its trie claimed.
@@ -228,7 +300,8 @@ class SyncSession:
         seen = 0
         after: bytes | None = None
         while True:
-            page = await client.sync_ids(prefix, after, ID_PAGE)
+            async with self._streams.client() as client:
+                page = await client.sync_ids(prefix, after, ID_PAGE)
             ids = [bytes(i) for i in page.sync_ids]
             for sid in ids:
                 if len(sid) != crdt.SYNC_ID_BYTES or not sid.startswith(prefix) or (after and sid <= after):
@@ -245,58 +318,81 @@ class SyncSession:
             if not page.more or not ids:
                 return
 
-    async def _their_ids(self, client: SyncClient, prefix: bytes, claimed: int) -> list[bytes]:
+    async def _their_ids(self, prefix: bytes, claimed: int) -> list[bytes]:
         out: list[bytes] = []
-        async for ids, _ in self._their_id_pages(client, prefix, claimed):
+        async for ids, _ in self._their_id_pages(prefix, claimed):
             out.extend(ids)
         return out
 
-    async def _reconcile_leaf(self, client: SyncClient, prefix: bytes, theirs: crdt.TrieChild | None) -> None:
-        their_ids: list[bytes] = []
-        if theirs is not None:
-            answers: list[p2p_pb2.SyncIdsAnswer] = []
-            async for ids, answer in self._their_id_pages(client, prefix, theirs.count):
-                their_ids.extend(ids)
-                answers.append(answer)
-            if len(answers) == 1 and answers[0].bucket_hash:
-                # The bucket's count and hash came with the ids, from one snapshot: if they disagree the
-                # peer is provably lying (a stale parent entry, by contrast, only means it took writes).
-                first = answers[0]
-                problem = crdt.check_leaf_ids(prefix, first.bucket_count, bytes(first.bucket_hash), their_ids)
-                if problem is not None:
-                    raise _Bad("bad_sync_answer", f"bucket {prefix.hex()}: {problem}")
+    def _diverged(self, prefix: bytes) -> None:
+        # The earliest difference (sync ids sort by time), whichever walker found it first.
+        s = self._status
+        if not s.divergence_prefix or prefix < s.divergence_prefix:
+            s.divergence_prefix = prefix
+
+    async def _exchange(self, prefix: bytes, their_ids: list[bytes]) -> None:
+        """Fetch what they list under `prefix` and we lack; push what we hold there and they did not list."""
         ours = set(self._local_ids(prefix))
-        theirs_set = set(their_ids)
-        missing = sorted(theirs_set - ours)
-        extra = sorted(ours - theirs_set)
-        await self._want(missing)
-        await self._offer(client, extra)
+        theirs = set(their_ids)
+        missing = sorted(theirs - ours)
+        extra = sorted(ours - theirs)
         if missing or extra:
-            self._status.divergence_prefix = self._status.divergence_prefix or prefix
+            self._diverged(prefix)
+        await self._want(missing)
+        await self._offer(extra)
+
+    async def _reconcile_leaf(self, prefix: bytes, theirs: crdt.TrieChild) -> None:
+        their_ids: list[bytes] = []
+        answers: list[p2p_pb2.SyncIdsAnswer] = []
+        async for ids, answer in self._their_id_pages(prefix, theirs.count):
+            their_ids.extend(ids)
+            answers.append(answer)
+        if len(answers) == 1 and answers[0].bucket_hash:
+            # The bucket's count and hash came with the ids, from one snapshot: if they disagree the
+            # peer is provably lying (a stale parent entry, by contrast, only means it took writes).
+            first = answers[0]
+            problem = crdt.check_leaf_ids(prefix, first.bucket_count, bytes(first.bucket_hash), their_ids)
+            if problem is not None:
+                raise _Bad("bad_sync_answer", f"bucket {prefix.hex()}: {problem}")
+        await self._exchange(prefix, their_ids)
+
+    async def _offer_ours(self, prefix: bytes) -> None:
+        """Offer everything we hold under `prefix` (they hold nothing there), a page at a time."""
+        self._diverged(prefix)
+        after: bytes | None = None
+        while True:
+            with self._engine.read() as kv:
+                page = crdt.sync_ids_under(kv, prefix, after=after, limit=ID_PAGE)
+            await self._offer(page)
+            if len(page) < ID_PAGE:
+                return
+            after = page[-1]
 
     async def _want(self, ids: list[bytes]) -> None:
         """Queue ids to fetch; they go to the fetch workers in full batches (one request each)."""
         self._missing_buf.extend(ids)
         while len(self._missing_buf) >= MESSAGE_BATCH:
+            # Taken before the first await, so walkers adding at the same time never send an id twice.
             batch, self._missing_buf = self._missing_buf[:MESSAGE_BATCH], self._missing_buf[MESSAGE_BATCH:]
             await self._missing_send.send(batch)
 
-    async def _offer(self, client: SyncClient, ids: list[bytes]) -> None:
+    async def _offer(self, ids: list[bytes]) -> None:
         """Queue ids to push; pushed in full batches (many small buckets would otherwise cost a trip each)."""
         self._extra_buf.extend(ids)
         if len(self._extra_buf) >= MESSAGE_BATCH:
             batch, self._extra_buf = self._extra_buf, []
-            await self._push(client, batch)
+            await self._push(batch)
 
-    async def _flush(self, client: SyncClient) -> None:
+    async def _flush(self) -> None:
+        """Send what the walk left in the buffers (once every walker is done)."""
         if self._missing_buf:
             batch, self._missing_buf = self._missing_buf, []
             await self._missing_send.send(batch)
         if self._extra_buf:
             batch, self._extra_buf = self._extra_buf, []
-            await self._push(client, batch)
+            await self._push(batch)
 
-    async def _push(self, client: SyncClient, ids: list[bytes]) -> None:
+    async def _push(self, ids: list[bytes]) -> None:
         for i in range(0, len(ids), MESSAGE_BATCH):
             chunk = ids[i : i + MESSAGE_BATCH]
             with self._engine.read() as kv:
@@ -304,73 +400,105 @@ class SyncSession:
                     m.SerializeToString() for sid in chunk if (m := crdt.load_by_sync_id(kv, sid)) is not None
                 ]
             if raws:
-                answer = await client.push(raws)
+                async with self._streams.client() as client:
+                    answer = await client.push(raws)
                 self._status.pushed += answer.merged
                 self._status.total_pushed += answer.merged
             self._progress()
 
-    async def _walk(self, client: SyncClient, node: crdt.TrieNode) -> None:
-        """Descend from one of their interior nodes into every child whose hash differs from ours."""
+    async def _walk(self, root: crdt.TrieNode) -> None:
+        """Walk every subtree where their root and ours differ, with `WALKERS` tasks."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(WALKERS):
+                nursery.start_soon(self._walker)
+            self._unfinished += 1  # the root, descended here
+            await self._descend(root)
+            self._finished()
+
+    async def _walker(self) -> None:
+        async for subtree in self._work_recv:
+            await self._reconcile(subtree)
+            self._finished()
+
+    def _finished(self) -> None:
+        self._unfinished -= 1
+        if not self._unfinished:
+            self._work_send.close()  # every walker's loop ends once the queue is empty
+
+    async def _descend(self, node: crdt.TrieNode) -> None:
+        """Hand every child of their interior node whose hash differs from ours to the walkers."""
         mine = {c.byte: c for c in self._local_node(node.prefix).children}
         theirs = {c.byte: c for c in node.children}
-        differing = [
+        differing = sorted(
             b
             for b in mine.keys() | theirs.keys()
             if b not in mine or b not in theirs or mine[b].hash != theirs[b].hash
-        ]
+        )
         if len(node.prefix) == crdt.LEAF_PREFIX_BYTES - 1 and len(differing) > 1:
-            # One second of activity spread over many buckets: list the whole second in one paged answer
-            # instead of a round trip per bucket (after a partition, that is most of the difference).
-            their_ids = await self._their_ids(client, node.prefix, node.count)
-            ours = set(self._local_ids(node.prefix))
-            theirs_set = set(their_ids)
-            await self._want(sorted(theirs_set - ours))
-            await self._offer(client, sorted(ours - theirs_set))
-            self._status.divergence_prefix = self._status.divergence_prefix or node.prefix
+            # One busy second of activity spread over many buckets: list the whole second in one paged
+            # answer instead of a round trip per bucket.
+            await self._exchange(node.prefix, await self._their_ids(node.prefix, node.count))
             return
-        for byte in sorted(mine.keys() | theirs.keys()):
-            t, m = theirs.get(byte), mine.get(byte)
-            if t is not None and m is not None and t.hash == m.hash:
-                continue
-            child_prefix = node.prefix + bytes([byte])
-            if t is None:
-                await self._offer(client, self._local_ids(child_prefix))
-            elif len(child_prefix) == crdt.LEAF_PREFIX_BYTES:
-                await self._reconcile_leaf(client, child_prefix, t)
-            elif m is None:
-                # We hold nothing here: skip the descent and fetch their ids as they are listed.
-                async for ids, _ in self._their_id_pages(client, child_prefix, t.count):
-                    await self._want(ids)
-                self._status.divergence_prefix = self._status.divergence_prefix or child_prefix
+        for byte in differing:
+            subtree = _Subtree(node.prefix + bytes([byte]), theirs.get(byte), mine.get(byte))
+            try:
+                self._work_send.send_nowait(subtree)
+            except trio.WouldBlock:
+                # Queue full: walk it here, depth first, which bounds the queue whatever the trie's size.
+                await self._reconcile(subtree)
             else:
-                child = await self._their_node(client, child_prefix)
-                if child.hash != t.hash:
-                    log.debug("peer %s: node %s changed during the walk", self._peer, child_prefix.hex())
-                await self._walk(client, child)
+                self._unfinished += 1
+
+    async def _reconcile(self, subtree: _Subtree) -> None:
+        """Exchange what differs under one differing child, descending further where it must."""
+        prefix, t, m = subtree.prefix, subtree.theirs, subtree.mine
+        if t is None:
+            await self._offer_ours(prefix)
+        elif len(prefix) == crdt.LEAF_PREFIX_BYTES:
+            await self._reconcile_leaf(prefix, t)
+        elif m is None:
+            # We hold nothing here: skip the descent and fetch their ids as they are listed.
+            self._diverged(prefix)
+            async for ids, _ in self._their_id_pages(prefix, t.count):
+                await self._want(ids)
+        elif max(t.count, m.count) <= SMALL_SUBTREE:
+            their_ids = await self._their_ids(prefix, t.count)
+            if len(their_ids) == t.count and crdt.subtree_hash(prefix, their_ids) == t.hash:
+                await self._exchange(prefix, their_ids)
+            else:
+                # Not the ids its trie committed to: it took writes since, or it lies. Descend after all,
+                # where every node and leaf bucket it sends is checked.
+                log.debug("peer %s: ids under %s changed during the walk", self._peer, prefix.hex())
+                await self._descend_into(prefix, t)
+        else:
+            await self._descend_into(prefix, t)
+
+    async def _descend_into(self, prefix: bytes, theirs: crdt.TrieChild) -> None:
+        child = await self._their_node(prefix)
+        if child.hash != theirs.hash:
+            log.debug("peer %s: node %s changed during the walk", self._peer, prefix.hex())
+        await self._descend(child)
 
     async def _fetch_worker(self) -> None:
-        client = await SyncClient.open(self._host, self._peer)
-        try:
-            async for ids in self._missing_recv:
-                wanted = set(ids)
+        async for ids in self._missing_recv:
+            wanted = set(ids)
+            async with self._streams.client() as client:
                 raws = await client.messages(ids)
-                if len(raws) > len(ids):
-                    raise _Bad("bad_sync_answer", "more messages than asked for")
-                result, merged = await ingest(self._engine, raws, origin="sync")
-                # Anything merged must be one of the ids we asked for: a peer that answers with other
-                # (valid) messages is not lying about data, but it is not following the protocol either.
-                stray = sum(1 for m in merged if crdt.sync_id_of(m) not in wanted)
-                if result.invalid:
-                    self._penalise(self._peer, "invalid_message", result.invalid)
-                if stray:
-                    raise _Bad("bad_sync_answer", f"{stray} messages that were not asked for")
-                self._status.fetched += len(raws)
-                self._status.merged += result.merged
-                self._status.total_fetched += len(raws)
-                self._status.total_merged += result.merged
-                self._progress()
-        finally:
-            await client.close()
+            if len(raws) > len(ids):
+                raise _Bad("bad_sync_answer", "more messages than asked for")
+            result, merged = await ingest(self._engine, raws, origin="sync")
+            # Anything merged must be one of the ids we asked for: a peer that answers with other
+            # (valid) messages is not lying about data, but it is not following the protocol either.
+            stray = sum(1 for m in merged if crdt.sync_id_of(m) not in wanted)
+            if result.invalid:
+                self._penalise(self._peer, "invalid_message", result.invalid)
+            if stray:
+                raise _Bad("bad_sync_answer", f"{stray} messages that were not asked for")
+            self._status.fetched += len(raws)
+            self._status.merged += result.merged
+            self._status.total_fetched += len(raws)
+            self._status.total_merged += result.merged
+            self._progress()
 
     def _progress(self) -> None:
         now = self._clock()
@@ -387,9 +515,8 @@ class SyncSession:
         s = self._status
         s.fetched = s.pushed = s.merged = 0
         s.divergence_prefix = b""
-        client = await SyncClient.open(self._host, self._peer)
         try:
-            root = await self._their_node(client, b"")
+            root = await self._their_node(b"")
             ours = self._local_node(b"")
             s.their_messages, s.our_messages = root.count, ours.count
             if root.hash == ours.hash:
@@ -401,18 +528,18 @@ class SyncSession:
                     for _ in range(FETCH_WORKERS):
                         nursery.start_soon(self._fetch_worker)
                     async with self._missing_send:
-                        await self._walk(client, root)
-                        await self._flush(client)
+                        await self._walk(root)
+                        await self._flush()
             except BaseExceptionGroup as group:
                 raise _sole_cause(group) from None
             after = self._local_node(b"")
             s.our_messages = after.count
-            s.in_sync = after.hash == (await self._their_node(client, b"")).hash
+            s.in_sync = after.hash == (await self._their_node(b"")).hash
         except _Bad as e:
             s.last_bad_sync = self._clock()
             raise SyncPeerError(f"peer {self._peer}: {e}", offence=e.offence) from None
         finally:
-            await client.close()
+            await self._streams.aclose()
 
 
 @dataclass

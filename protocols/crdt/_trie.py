@@ -218,6 +218,25 @@ def check_leaf_ids(prefix: bytes, count: int, digest: bytes, ids: Sequence[bytes
     return None
 
 
+def subtree_hash(prefix: bytes, sorted_ids: Sequence[bytes]) -> bytes:
+    """The hash the sync trie gives the interior node at `prefix` (0-4 bytes) holding exactly `sorted_ids`
+    (ascending, distinct, all under `prefix`): leaf buckets first, then one level up at a time."""
+    if len(prefix) >= LEAF_PREFIX_BYTES:
+        raise ValueError(f"prefix {prefix.hex()} is a leaf bucket, not an interior node")
+    # (prefix, count, hash) of the non-empty nodes of one level, in order.
+    level: list[tuple[bytes, int, bytes]] = []
+    for leaf, group in itertools.groupby(sorted_ids, key=lambda sid: sid[:LEAF_PREFIX_BYTES]):
+        ids = list(group)
+        level.append((leaf, len(ids), leaf_hash(ids)))
+    for depth in range(LEAF_PREFIX_BYTES - 1, len(prefix) - 1, -1):
+        parents = []
+        for parent, nodes in itertools.groupby(level, key=lambda node: node[0][:depth]):
+            children = [TrieChild(child[-1], count, digest) for child, count, digest in nodes]
+            parents.append((parent, sum(c.count for c in children), interior_hash(children)))
+        level = parents
+    return level[0][2] if level else EMPTY_HASH
+
+
 def _decode_children(body: bytes) -> tuple[TrieChild, ...]:
     return tuple(TrieChild(b, n, h) for b, n, h in _CHILD.iter_unpack(body))
 
