@@ -58,7 +58,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, TextIO
+from typing import IO, Any, Final
 
 REPO: Final = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a source tree without `pip install -e .`
@@ -72,7 +72,8 @@ from libp2p.crypto.ed25519 import create_new_key_pair  # noqa: E402
 from libp2p.custom_types import TProtocol  # noqa: E402
 from libp2p.peer.id import ID  # noqa: E402
 
-from bench.bench_ingest import _cli, _stat_cpu, log, machine  # noqa: E402
+from bench.bench_ingest import NodeProcess, log, machine, stop_nodes  # noqa: E402
+from devnet import node_command  # noqa: E402
 from node.cli._blob_cmd import PUT_PIECE  # noqa: E402
 from node.rpc._blob_service import WRITE_BATCH_BYTES  # noqa: E402
 from p2p import open_host  # noqa: E402
@@ -367,110 +368,8 @@ def thread_role(pid: int, tid: int, os_name: str, py_name: str) -> str:
     return "other threads"
 
 
-class BlobNode:
-    """`stateless node start` in a child process on a fresh data dir, with --bootstrap; stopped with SIGINT.
-
-    Stopping is split in two (`interrupt`, then `__exit__`) so several nodes are sent SIGINT at once.
-    """
-
-    def __init__(
-        self, workdir: Path, genesis: Path, *, bootstrap: Sequence[str] = (), log_level: str = "info"
-    ) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.name = workdir.name
-        self.data_dir = workdir / "data"
-        self.log_path = workdir / "node.log"
-        self._genesis = genesis
-        self._bootstrap = list(bootstrap)
-        self._log_level = log_level
-        self._proc: subprocess.Popen[str] | None = None
-        self._stdout: list[str] = []
-        self._ready = threading.Event()
-        self._interrupted = False
-        self.target = ""
-        self.libp2p_addrs: list[str] = []
-        self.returncode: int | None = None
-
-    def __enter__(self) -> BlobNode:
-        args = [
-            *_cli(), "node", "start", "--data-dir", str(self.data_dir), "--network", "devnet",
-            "--rpc-port", "0", "--gossip-port", "0", "--genesis", str(self._genesis),
-            "--log-level", self._log_level,
-        ]  # fmt: skip
-        if self._bootstrap:
-            args += ["--bootstrap", *self._bootstrap]
-        with open(self.log_path, "w") as err:
-            self._proc = subprocess.Popen(
-                args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True
-            )
-        assert self._proc.stdout is not None
-        threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
-        if not self._ready.wait(START_TIMEOUT) or self._proc.poll() is not None:
-            self.__exit__()
-            raise RuntimeError(f"{self.name} did not start: {''.join(self._stdout)}\n{self.log_tail()}")
-        for line in self._stdout:
-            words = line.split()
-            if len(words) == 2 and words[0] == "gRPC":
-                self.target = words[1]
-            elif len(words) == 2 and words[0] == "libp2p":
-                self.libp2p_addrs.append(words[1])
-        if not self.target or not self.libp2p_addrs:
-            self.__exit__()
-            raise RuntimeError(f"{self.name}: no gRPC or libp2p address in its banner: {self._stdout}")
-        return self
-
-    def _read(self, stream: TextIO) -> None:
-        for line in stream:
-            self._stdout.append(line)
-            if line.startswith("ready"):
-                self._ready.set()
-        self._ready.set()  # EOF: the process died; __enter__ notices
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the node process, all threads (also those that have exited)."""
-        return _stat_cpu(f"/proc/{self.pid}/stat")[1]
-
-    def thread_cpu(self) -> dict[int, tuple[str, float]]:
-        """CPU seconds of each live thread of the node, by thread id, with the thread's OS name."""
-        out: dict[int, tuple[str, float]] = {}
-        for tid in os.listdir(f"/proc/{self.pid}/task"):
-            with contextlib.suppress(OSError):  # the thread may exit while we look
-                out[int(tid)] = _stat_cpu(f"/proc/{self.pid}/task/{tid}/stat")
-        return out
-
-    def interrupt(self) -> None:
-        """Send SIGINT (Ctrl-C) once, without waiting."""
-        if self._proc is not None and self._proc.poll() is None and not self._interrupted:
-            self._interrupted = True
-            self._proc.send_signal(signal.SIGINT)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is None:
-            return
-        self.interrupt()
-        try:
-            self.returncode = self._proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            log(f"  {self.name} did not stop within {STOP_TIMEOUT:.0f} s of SIGINT: killing it")
-            self._proc.kill()
-            self.returncode = self._proc.wait()
-
-
-def stop_all(nodes: Sequence[BlobNode]) -> dict[str, int | None]:
-    """SIGINT to every node at once, then wait for each; the non-zero exit codes, by node."""
-    for node in nodes:
-        node.interrupt()
-    for node in nodes:
-        node.__exit__()
-    return {n.name: n.returncode for n in nodes if n.returncode not in (0, None)}
+#: A provider or fetcher: `stateless node start` with --bootstrap, stopped with SIGINT (bench_ingest's).
+BlobNode = NodeProcess
 
 
 def _system_busy() -> tuple[float, float]:
@@ -555,7 +454,7 @@ class Meter:
 
 
 def _info(node: BlobNode) -> rr.HubInfoResponse:
-    with grpc.insecure_channel(node.target) as channel:
+    with grpc.insecure_channel(node.rpc_target) as channel:
         response: rr.HubInfoResponse = rpc_pb2_grpc.HubServiceStub(channel).GetInfo(
             rr.HubInfoRequest(), timeout=30
         )
@@ -754,7 +653,7 @@ def ingest(
         yield options
         yield from pieces
 
-    with grpc.insecure_channel(node.target) as channel:
+    with grpc.insecure_channel(node.rpc_target) as channel:
         grpc.channel_ready_future(channel).result(timeout=30)
         put = channel.stream_unary(PUT, None, bp.BlobStat.FromString)
         # A small Put first, so that the channel, the node's executor threads and its store are warm.
@@ -852,7 +751,7 @@ def fetch(
         time.sleep(IDLE_S)
         quiet = idle.stop(name_threads=False)
         result["idle_cores"] = {k: v / quiet["wall_s"] for k, v in quiet["node_cpu_s"].items()}
-        with grpc.insecure_channel(node.target) as channel:
+        with grpc.insecure_channel(node.rpc_target) as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
             if profile_dir is not None:
                 samplers = [Sampler(n, profile_dir / f"{label}-{n.name}.txt") for n in (node, *providers)]
@@ -1231,7 +1130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict[str, Any] = {
         "machine": info,
         "node_mode": (
-            "`stateless node start`" if len(_cli()) == 1 else "`python -c 'from node.cli ...' node start`"
+            "`stateless node start`"
+            if len(node_command()) == 1
+            else "`python -c 'from node.cli ...' node start`"
         )
         + " processes on loopback, clients in this process",
         "size": size,
@@ -1256,7 +1157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"starting {PROVIDERS} provider nodes ...")
             for k in range(PROVIDERS):
                 node = BlobNode(workdir / f"provider{k}", genesis, log_level=args.log_level)
-                node.__enter__()
+                node.launch()
                 providers.append(node)
             log("ingest:")
             for k, node in enumerate(providers):
@@ -1307,7 +1208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"FAILED: {type(e).__name__}: {e}")
             report["error"] = f"{type(e).__name__}: {e}"
         finally:
-            bad_exits.update(stop_all(providers))
+            bad_exits.update(stop_nodes(providers))
             report["logs"].append(scan_logs(providers))
             fetches = [*report["fetch"], report.get("profile", {}).get("fetch", {})]
             report["logs"] += [r["logs"] for r in fetches if "logs" in r]

@@ -39,18 +39,15 @@ import platform
 import pstats
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 REPO: Final = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a source tree without `pip install -e .`
@@ -62,6 +59,7 @@ import trio  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from nacl.bindings import crypto_sign_open  # noqa: E402
 
+from devnet import NodeProcessSync, node_command, node_start_argv, stop_node_processes  # noqa: E402
 from node.engine import HubEngine  # noqa: E402
 from node.genesis import load_genesis  # noqa: E402
 from node.storage import LmdbStore, TxnKV, Writer  # noqa: E402
@@ -87,6 +85,8 @@ SUBMIT: Final = "/HubService/SubmitMessage"
 SUBMIT_BULK: Final = "/HubService/SubmitBulkMessages"
 GET_INFO: Final = "/HubService/GetInfo"
 CALL_TIMEOUT: Final = 120.0
+START_TIMEOUT: Final = 120.0  # a node's start, to its ready line
+STOP_TIMEOUT: Final = 30.0  # a node's shutdown after SIGINT, before SIGKILL
 
 
 def log(text: str) -> None:
@@ -185,14 +185,6 @@ def crypto_floor(messages: Sequence[pb.Message]) -> Floor:
 # ------------------------------------------------------------------------------------------------ the node
 
 
-def _cli() -> list[str]:
-    script = Path(sys.executable).with_name("stateless")
-    if script.exists():
-        return [str(script)]
-    # Not installed as a package yet (`make bench` installs it): the same entry point, run from the tree.
-    return [sys.executable, "-c", "import sys; from node.cli import main; sys.exit(main(sys.argv[1:]))"]
-
-
 def _stat_cpu(path: str) -> tuple[str, float]:
     """(name, utime + stime in seconds) from a /proc stat file."""
     with open(path) as f:
@@ -203,57 +195,33 @@ def _stat_cpu(path: str) -> tuple[str, float]:
     return name, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class NodeProcess:
-    """`stateless node start` in a child process on a fresh data dir; stopped with SIGINT like Ctrl-C."""
+class NodeProcess(NodeProcessSync):
+    """`stateless node start` on a fresh `<workdir>/data`, with its CPU (per thread) read from /proc.
 
-    def __init__(self, workdir: Path, genesis: Path) -> None:
-        self.data_dir = workdir / "data"
-        self.log_path = workdir / "node.log"
-        self._genesis = genesis
-        self._proc: subprocess.Popen[str] | None = None
-        self._stdout: list[str] = []
-        self._ready = threading.Event()
-        self.target = ""
+    Launched by devnet's blocking launcher (`with` waits for the ready line, then stops it with SIGINT).
+    """
 
-    def __enter__(self) -> NodeProcess:
-        args = [
-            *_cli(), "node", "start", "--data-dir", str(self.data_dir), "--network", "devnet",
-            "--rpc-port", "0", "--gossip-port", "0", "--genesis", str(self._genesis),
-            "--log-level", "warning",
-        ]  # fmt: skip
-        with open(self.log_path, "w") as err:
-            self._proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
-        threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
-        if not self._ready.wait(120) or self._proc.poll() is not None:
-            self.__exit__()
-            tail = self.log_path.read_text()[-2000:]
-            raise RuntimeError(f"node did not start: {''.join(self._stdout)}\n{tail}")
-        for line in self._stdout:
-            match = re.match(r"\s*gRPC\s+(\S+)$", line)
-            if match:
-                self.target = match.group(1)
-        if not self.target:
-            raise RuntimeError(f"no gRPC address in the banner: {''.join(self._stdout)}")
-        return self
-
-    def _read(self, stream: TextIO) -> None:
-        for line in stream:
-            self._stdout.append(line)
-            if line.startswith("ready"):
-                self._ready.set()
-        self._ready.set()  # EOF: the process died; __enter__ notices
-
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
+    def __init__(
+        self,
+        workdir: Path,
+        genesis: Path,
+        *,
+        bootstrap: Sequence[str] = (),
+        log_level: str = "warning",
+        command: Sequence[str] | None = None,
+    ) -> None:
+        data_dir = workdir / "data"
+        argv = node_start_argv(
+            data_dir, log_level=log_level, genesis=genesis, bootstrap=bootstrap, command=command
+        )
+        super().__init__(workdir.name, argv, data_dir, start_timeout=START_TIMEOUT, stop_timeout=STOP_TIMEOUT)
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the node process, all threads (also those that have exited)."""
         return _stat_cpu(f"/proc/{self.pid}/stat")[1]
 
     def thread_cpu(self) -> dict[int, tuple[str, float]]:
-        """CPU seconds of each live thread of the node, by thread id, with the thread's name."""
+        """CPU seconds of each live thread of the node, by thread id, with the thread's OS name."""
         out: dict[int, tuple[str, float]] = {}
         for tid in os.listdir(f"/proc/{self.pid}/task"):
             with contextlib.suppress(OSError):  # the thread may exit while we look
@@ -269,14 +237,16 @@ class NodeProcess:
         return "writer worker" if name.startswith("Trio thread") else "gRPC threads"
 
     def __exit__(self, *exc: object) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        self._proc.send_signal(signal.SIGINT)
-        try:
-            self._proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_nodes([self])
+
+
+def stop_nodes(nodes: Sequence[NodeProcess]) -> dict[str, int | None]:
+    """SIGINT to every node at once, SIGKILL after STOP_TIMEOUT; the non-zero exit codes, by node."""
+    results = stop_node_processes(nodes, stop_timeout=STOP_TIMEOUT)
+    for result in results:
+        if result.outcome == "killed":
+            log(f"  {result.name} did not stop within {STOP_TIMEOUT:.0f} s of SIGINT: killed it")
+    return {r.name: r.returncode for r in results if r.returncode not in (0, None)}
 
 
 # ------------------------------------------------------------------------------------------------ scenarios
@@ -346,7 +316,7 @@ def _stored_messages(target: str) -> int:
 
 def one_by_one(node: NodeProcess, raws: Sequence[bytes], errors: Counter[str], out: dict[str, float]) -> None:
     """SubmitMessage, one call at a time, from a blocking stub (request bytes pre-serialised)."""
-    with grpc.insecure_channel(node.target) as channel:
+    with grpc.insecure_channel(node.rpc_target) as channel:
         submit = channel.unary_unary(SUBMIT, None, None)
         with _timed(node, out):
             for raw in raws:
@@ -361,7 +331,7 @@ async def _aio_submit(
 ) -> tuple[list[bytes], Counter[str]]:
     errors: Counter[str] = Counter()
     responses: list[bytes] = []
-    async with grpc.aio.insecure_channel(node.target) as channel:
+    async with grpc.aio.insecure_channel(node.rpc_target) as channel:
         call = channel.unary_unary(method, None, None)
         await channel.channel_ready()
         pending = iter(requests)
@@ -418,11 +388,11 @@ def run_scenario(
     scenario_dir.mkdir()
     log(f"  {name}: starting node ...")
     with NodeProcess(scenario_dir, genesis) as node:
-        _warm_up(node.target, workload.warmup)
+        _warm_up(node.rpc_target, workload.warmup)
         errors: Counter[str] = Counter()
         out: dict[str, float] = {}
         body(node, errors, out)
-        merged = _stored_messages(node.target) - len(workload.warmup)
+        merged = _stored_messages(node.rpc_target) - len(workload.warmup)
     shutil.rmtree(scenario_dir / "data", ignore_errors=True)
     threads = {k.removeprefix("thread:"): v for k, v in out.items() if k.startswith("thread:")}
     result = Result(
@@ -927,7 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": info,
         "node_mode": (
             "separate process, `stateless node start`"
-            if len(_cli()) == 1
+            if len(node_command()) == 1
             else "separate process, `python -c 'from node.cli import main ...' node start` (the `stateless` "
             "console script is not installed; same entry point)"
         )

@@ -46,8 +46,6 @@ import os
 import pstats
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -72,7 +70,6 @@ from bench.bench_ingest import (  # noqa: E402
     SUBMIT_BULK,
     NodeProcess,
     Workload,
-    _cli,
     _errcode,
     _key,
     bulk,
@@ -80,7 +77,9 @@ from bench.bench_ingest import (  # noqa: E402
     log,
     machine,
     run_scenario,
+    stop_nodes,
 )
+from devnet import ProcessNode, node_command  # noqa: E402
 from protocols.messages import farcaster_now, sign_message_data  # noqa: E402
 from protocols.proto import hub_event_pb2 as he  # noqa: E402
 from protocols.proto import message_pb2 as pb  # noqa: E402
@@ -93,8 +92,6 @@ GOAL_SYNC_RATE: Final = 20_000.0  # msg/s for a fresh node
 HUBBLE_PEAK: Final = 500.0  # Farcaster's Hubble network, for reference (from the issue)
 PER_FID: Final = 2000  # messages per fid: 1000 casts, 500 reactions, 500 links, far below 5 units' limits
 PROBES: Final = 200  # probe messages, set apart from the workload (warm-up rounds use 1 per node)
-START_TIMEOUT: Final = 120.0
-STOP_TIMEOUT: Final = 30.0
 CONNECT_TIMEOUT: Final = 60.0
 WARMUP_ROUNDS: Final = 8
 WARMUP_FAST_S: Final = 1.0  # a probe round this fast went by gossip, not by a later diff sync
@@ -159,10 +156,9 @@ def _thread_role(pid: int, main_name: str, tid: int, name: str) -> str:
 
 
 class NetNode(NodeProcess):
-    """bench_ingest's NodeProcess with --bootstrap, a chosen log level, its libp2p addresses and launch time.
+    """bench_ingest's NodeProcess at a chosen log level, maybe under cProfile, with launch and ready times.
 
-    Stopping is split in two (`interrupt`, then `__exit__`) so a whole network is sent SIGINT at once and
-    no node ever gets a second SIGINT while it shuts down.
+    A network's nodes are stopped together (`stop_nodes`), so none gets a second SIGINT while it shuts down.
     """
 
     def __init__(
@@ -174,72 +170,19 @@ class NetNode(NodeProcess):
         log_level: str = "info",
         profile_to: Path | None = None,
     ) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        super().__init__(workdir, genesis)
-        self.name = workdir.name
-        self._bootstrap = list(bootstrap)
-        self._log_level = log_level
-        self.profile_to = profile_to
-        self.libp2p_addrs: list[str] = []
+        command = node_command()
+        if profile_to is not None and len(command) == 1:
+            # cProfile of the main thread (the trio loop) over the node's whole life, dumped at exit.
+            command = [sys.executable, "-m", "cProfile", "-o", str(profile_to), *command]
+        super().__init__(workdir, genesis, bootstrap=bootstrap, log_level=log_level, command=command)
         self.launched_at = 0.0
         self.ready_at = 0.0
-        self.returncode: int | None = None
-        self._interrupted = False
 
-    def __enter__(self) -> NetNode:
-        cli = _cli()
-        if self.profile_to is not None and len(cli) == 1:
-            # cProfile of the main thread (the trio loop) over the node's whole life, dumped at exit.
-            cli = [sys.executable, "-m", "cProfile", "-o", str(self.profile_to), *cli]
-        args = [
-            *cli, "node", "start", "--data-dir", str(self.data_dir), "--network", "devnet",
-            "--rpc-port", "0", "--gossip-port", "0", "--genesis", str(self._genesis),
-            "--log-level", self._log_level,
-        ]  # fmt: skip
-        if self._bootstrap:
-            args += ["--bootstrap", *self._bootstrap]
+    def launch(self) -> ProcessNode:
         self.launched_at = time.perf_counter()
-        with open(self.log_path, "w") as err:
-            self._proc = subprocess.Popen(
-                args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True
-            )
-        assert self._proc.stdout is not None
-        threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
-        if not self._ready.wait(START_TIMEOUT) or self._proc.poll() is not None:
-            self.__exit__()
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{self.name} did not start: {''.join(self._stdout)}\n{tail}")
+        node = super().launch()
         self.ready_at = time.perf_counter()
-        for line in self._stdout:
-            words = line.split()
-            if len(words) == 2 and words[0] == "gRPC":
-                self.target = words[1]
-            elif len(words) == 2 and words[0] == "libp2p":
-                self.libp2p_addrs.append(words[1])
-        if not self.target or not self.libp2p_addrs:
-            self.__exit__()
-            tail = self.log_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(
-                f"{self.name}: no gRPC or libp2p address in its banner: {self._stdout}\n{tail}"
-            )
-        return self
-
-    def interrupt(self) -> None:
-        """Send SIGINT (Ctrl-C) once, without waiting."""
-        if self._proc is not None and self._proc.poll() is None and not self._interrupted:
-            self._interrupted = True
-            self._proc.send_signal(signal.SIGINT)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is None:
-            return
-        self.interrupt()
-        try:
-            self.returncode = self._proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            log(f"  {self.name} did not stop within {STOP_TIMEOUT:.0f} s of SIGINT: killing it")
-            self._proc.kill()
-            self.returncode = self._proc.wait()
+        return node
 
     def roles_since(self, before: dict[int, tuple[str, float]]) -> dict[str, float]:
         """CPU seconds by thread role since the `thread_cpu()` snapshot `before` (live threads only)."""
@@ -339,8 +282,8 @@ class Network:
                 node = NetNode(self.workdir / f"node{k}", self._genesis, bootstrap=bootstrap,
                                log_level=self._log_level, profile_to=profile)  # fmt: skip
                 self.nodes.append(node)
-                node.__enter__()
-                self._channels.append(grpc.insecure_channel(node.target))
+                node.launch()
+                self._channels.append(grpc.insecure_channel(node.rpc_target))
                 self._stubs.append(rpc_pb2_grpc.HubServiceStub(self._channels[-1]))
             self._wait_connected()
         except BaseException:
@@ -352,17 +295,13 @@ class Network:
     def __exit__(self, *exc: object) -> None:
         for channel in self._channels:
             channel.close()
-        for node in self.nodes:
-            node.interrupt()
-        for node in self.nodes:
-            node.__exit__()
-        bad = {n.name: n.returncode for n in self.nodes if n.returncode not in (0, None)}
+        bad = stop_nodes(self.nodes)
         if bad:
             log(f"  nodes exited with non-zero codes: {bad}")
 
     @property
     def targets(self) -> list[str]:
-        return [n.target for n in self.nodes]
+        return [n.rpc_target for n in self.nodes]
 
     def info(self, k: int) -> rr.HubInfoResponse:
         """GetInfo of node k."""
@@ -865,7 +804,7 @@ def sync(
     requests = bulk_requests(pool.messages[:n], batch)
     log(f"  sync: loading {n:,} messages into a source node ...")
     source = NetNode(workdir / "sync" / "source", genesis, log_level=log_level)
-    with source, grpc.insecure_channel(source.target) as channel:
+    with source, grpc.insecure_channel(source.rpc_target) as channel:
         errors: Counter[str] = Counter()
         out: dict[str, float] = {}
         bulk(source, requests, 1, errors, out)
@@ -880,7 +819,7 @@ def sync(
         fresh = NetNode(workdir / "sync" / "fresh", genesis, bootstrap=source.libp2p_addrs[:1],
                         log_level=log_level, profile_to=profile_to)  # fmt: skip
         meter = CpuMeter([source]).start()
-        with fresh, grpc.insecure_channel(fresh.target) as fresh_channel:
+        with fresh, grpc.insecure_channel(fresh.rpc_target) as fresh_channel:
             fresh_stub = rpc_pb2_grpc.HubServiceStub(fresh_channel)
             done: float | None = None
             while True:
@@ -1233,7 +1172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": info,
         "node_mode": (
             "`stateless node start`"
-            if len(_cli()) == 1
+            if len(node_command()) == 1
             else "`python -c 'from node.cli import main ...' node start`, the console script not installed"
         )
         + "; clients in this process",

@@ -2,6 +2,7 @@
 
 - `open_devnet`: nodes in this process (tests that look inside nodes).
 - `open_process_devnet` / `start_process_devnet`: `stateless node start` processes (the CLI, system tests).
+- `NodeProcessSync`: one such process from blocking code (system tests, benchmarks), without trio.
 - `write_devnet_accounts`: deterministic, devnet-only test accounts with a genesis file and key files.
 
 Names are imported on first use: `stateless devnet status` needs the process helpers, not the in-process
@@ -38,17 +39,22 @@ if TYPE_CHECKING:
     from devnet._local import FAST_SETTINGS, LocalDevnet, open_devnet, with_settings
     from devnet._processes import (
         DevnetState,
+        NodeProcessSync,
         NodeStatus,
         ProcessDevnet,
         ProcessNode,
         StopResult,
         load_state,
+        node_command,
+        node_env,
         node_process_alive,
+        node_start_argv,
         open_process_devnet,
         query_status,
         save_state,
         start_process_devnet,
         stop_node_pids,
+        stop_node_processes,
     )
 
 _MODULES: Final = {
@@ -76,17 +82,22 @@ _MODULES: Final = {
     "devnet._local": ("FAST_SETTINGS", "LocalDevnet", "open_devnet", "with_settings"),
     "devnet._processes": (
         "DevnetState",
+        "NodeProcessSync",
         "NodeStatus",
         "ProcessDevnet",
         "ProcessNode",
         "StopResult",
         "load_state",
+        "node_command",
+        "node_env",
         "node_process_alive",
+        "node_start_argv",
         "open_process_devnet",
         "query_status",
         "save_state",
         "start_process_devnet",
         "stop_node_pids",
+        "stop_node_processes",
     ),
 }
 _HOME: Final = {name: module for module, names in _MODULES.items() for name in names}
@@ -101,6 +112,7 @@ __all__ = [
     "Forger",
     "Liar",
     "LocalDevnet",
+    "NodeProcessSync",
     "NodeStatus",
     "ProcessDevnet",
     "ProcessNode",
@@ -109,7 +121,10 @@ __all__ = [
     "devnet_accounts",
     "devnet_key",
     "load_state",
+    "node_command",
+    "node_env",
     "node_process_alive",
+    "node_start_argv",
     "open_devnet",
     "open_eclipser",
     "open_flooder",
@@ -121,6 +136,7 @@ __all__ = [
     "save_state",
     "start_process_devnet",
     "stop_node_pids",
+    "stop_node_processes",
     "with_settings",
     "write_devnet_accounts",
     "write_genesis",

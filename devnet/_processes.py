@@ -22,6 +22,10 @@ Ports: 0 = any free ports. With a base port P, node i listens for gRPC on P+i, f
 `devnet.json` in the devnet directory records the nodes (pids, addresses), so `stateless devnet status` and
 `down` find a devnet that another process started: see `DevnetState`, `load_state`, `node_process_alive` and
 `stop_node_pids`.
+
+Blocking code (system tests, benchmarks) starts single nodes with `NodeProcessSync` (command line from
+`node_start_argv`) and stops them with `stop_node_processes`: the same files, banner parsing, failure
+messages and SIGINT-then-SIGKILL as a devnet, without trio.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import grpc
 import trio
@@ -265,6 +269,37 @@ def node_env() -> dict[str, str]:
         root = str(Path(__file__).resolve().parents[1])
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     return env
+
+
+def node_start_argv(
+    data_dir: Path,
+    *,
+    rpc_port: int = 0,
+    gossip_port: int = 0,
+    metrics_port: int | None = None,
+    log_level: str = "info",
+    genesis: Path | None = None,
+    bootstrap: Sequence[str] = (),
+    extra_args: Sequence[str] = (),
+    command: Sequence[str] | None = None,
+) -> list[str]:
+    """The command line of a devnet hub: `node start` on `data_dir` (0 = any free port).
+
+    `command` is how to run `stateless` (default `node_command()`; `()` gives the arguments alone);
+    `metrics_port` None passes no `--metrics-port`; `extra_args` come last.
+    """
+    argv = [
+        *(node_command() if command is None else command), "node", "start", "--data-dir", str(data_dir),
+        "--network", "devnet", "--rpc-port", str(rpc_port), "--gossip-port", str(gossip_port),
+        "--log-level", log_level,
+    ]  # fmt: skip
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
+    if genesis is not None:
+        argv += ["--genesis", str(genesis)]
+    if bootstrap:
+        argv += ["--bootstrap", *bootstrap]
+    return argv + list(extra_args)
 
 
 @functools.cache
@@ -568,30 +603,83 @@ def _open_logs(stdout_path: Path, log_path: Path) -> tuple[int, int]:
     return out, err
 
 
+def _spawn_options(out: int, err: int) -> dict[str, Any]:
+    """What both launchers give the process: files rather than pipes, and a session of its own."""
+    return {
+        "stdin": subprocess.DEVNULL,
+        "stdout": out,
+        "stderr": err,
+        "env": node_env(),
+        "start_new_session": True,  # see the module docstring: Ctrl-C and detached devnets
+    }
+
+
+def _exec_failure(name: str, argv: Sequence[str], err: OSError) -> HubError:
+    return HubError("unavailable", f"{name} failed to start: {argv[0]}: {err.strerror or err}")
+
+
+def _exit_failure(name: str, returncode: int, log_path: Path) -> HubError:
+    return HubError(
+        "unavailable",
+        f"{name} failed to start: {_failure_cause(log_path)} (exit code {returncode}; log {log_path})",
+    )
+
+
+def _timeout_failure(name: str, start_timeout: float, log_path: Path) -> HubError:
+    return HubError(
+        "unavailable", f"{name} did not print its ready line within {start_timeout:g} s (log {log_path})"
+    )
+
+
+def _banner_so_far(output: bytes) -> Banner:
+    """The banner in a node's stdout as far as it has been written (complete lines only)."""
+    return parse_banner(output[: output.rfind(b"\n") + 1].decode(errors="replace").splitlines())
+
+
+def _ready_node(
+    name: str, pid: int, banner: Banner, data_dir: Path, stdout_path: Path, log_path: Path
+) -> ProcessNode:
+    """The node a `ready` banner describes; HubError if the banner lacks an address it must have."""
+    if (banner.mode == HONEST and not banner.rpc_target) or not banner.libp2p_addrs or not banner.peer_id:
+        raise HubError(
+            "unavailable", f"{name} printed no peer id, libp2p or gRPC address in its banner ({stdout_path})"
+        )
+    return ProcessNode(
+        name=name,
+        pid=pid,
+        peer_id=banner.peer_id,
+        libp2p_addrs=banner.libp2p_addrs,
+        rpc_target=banner.rpc_target,
+        metrics_url=banner.metrics_url,
+        data_dir=data_dir,
+        log_path=log_path,
+        stdout_path=stdout_path,
+        mode=banner.mode,
+    )
+
+
+def _stop_outcome(pid: int, signalled: set[int], killed: set[int]) -> str:
+    return _KILLED if pid in killed else _STOPPED if pid in signalled else _NOT_RUNNING
+
+
 async def _read_banner(
     name: str, proc: trio.Process, stdout_path: Path, log_path: Path, start_timeout: float
 ) -> Banner:
     """Follow the node's stdout file until its `ready` line; HubError if it exits or takes too long."""
-    text = ""
+    output = b""
     async with await trio.open_file(stdout_path, "rb") as f:
         with trio.move_on_after(start_timeout):
             while True:
-                text += (await f.read()).decode(errors="replace")
-                banner = parse_banner(text[: text.rfind("\n") + 1].splitlines())  # complete lines only
+                output += await f.read()
+                banner = _banner_so_far(output)
                 if banner.ready:
                     return banner
                 if proc.returncode is not None:
-                    raise HubError(
-                        "unavailable",
-                        f"{name} failed to start: {_failure_cause(log_path)} (exit code {proc.returncode}; "
-                        f"log {log_path})",
-                    )
+                    raise _exit_failure(name, proc.returncode, log_path)
                 # An exit is noticed at once, new output within a poll interval (a file has no event for it).
                 with trio.move_on_after(_BANNER_POLL):
                     await proc.wait()
-    raise HubError(
-        "unavailable", f"{name} did not print its ready line within {start_timeout:g} s (log {log_path})"
-    )
+    raise _timeout_failure(name, start_timeout, log_path)
 
 
 async def _stop_processes(
@@ -619,8 +707,9 @@ async def _stop_processes(
         signalled = {p.pid for _m, p in running}
         for member, proc in members:
             name = member if isinstance(member, str) else member.name
-            outcome = _KILLED if proc.pid in killed else _STOPPED if proc.pid in signalled else _NOT_RUNNING
-            results.append(StopResult(name, proc.pid, outcome, proc.returncode))
+            results.append(
+                StopResult(name, proc.pid, _stop_outcome(proc.pid, signalled, killed), proc.returncode)
+            )
     return results
 
 
@@ -820,41 +909,18 @@ async def _launch(
     stdout_path, log_path = data_dir / STDOUT_FILE, data_dir / LOG_FILE
     out, err = _open_logs(stdout_path, log_path)
     try:
-        proc = await trio.lowlevel.open_process(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            env=node_env(),
-            start_new_session=True,  # see the module docstring: Ctrl-C and detached devnets
-        )
+        proc = await trio.lowlevel.open_process(argv, **_spawn_options(out, err))
     except OSError as e:
-        raise HubError("unavailable", f"{name} failed to start: {argv[0]}: {e.strerror or e}") from None
+        raise _exec_failure(name, argv, e) from None
     finally:
         os.close(out)
         os.close(err)
     try:
         banner = await _read_banner(name, proc, stdout_path, log_path, start_timeout)
-        if (banner.mode == HONEST and not banner.rpc_target) or not banner.libp2p_addrs or not banner.peer_id:
-            raise HubError(
-                "unavailable",
-                f"{name} printed no peer id, libp2p or gRPC address in its banner ({stdout_path})",
-            )
+        node = _ready_node(name, proc.pid, banner, data_dir, stdout_path, log_path)
     except BaseException:
         await _stop_processes([(name, proc)], stop_timeout)
         raise
-    node = ProcessNode(
-        name=name,
-        pid=proc.pid,
-        peer_id=banner.peer_id,
-        libp2p_addrs=banner.libp2p_addrs,
-        rpc_target=banner.rpc_target,
-        metrics_url=banner.metrics_url,
-        data_dir=data_dir,
-        log_path=log_path,
-        stdout_path=stdout_path,
-        mode=banner.mode,
-    )
     return node, proc
 
 
@@ -907,26 +973,28 @@ async def start_process_devnet(
             data_dir = base_dir / name
             ports = node_ports(i, rpc_base_port, metrics=with_metrics)
             mode = (modes or {}).get(i, HONEST)
+            honest_before = [node.libp2p_addr for node in net.nodes if node.honest]
             if mode == HONEST:
-                argv = [
-                    *cmd, "node", "start", "--data-dir", str(data_dir), "--network", "devnet",
-                    "--rpc-port", str(ports.rpc), "--gossip-port", str(ports.gossip),
-                    "--log-level", log_level,
-                ]  # fmt: skip
-                if ports.metrics is not None:
-                    argv += ["--metrics-port", str(ports.metrics)]
+                argv = node_start_argv(
+                    data_dir,
+                    rpc_port=ports.rpc,
+                    gossip_port=ports.gossip,
+                    metrics_port=ports.metrics,
+                    log_level=log_level,
+                    genesis=genesis,
+                    bootstrap=honest_before,
+                    extra_args=extra_args,
+                    command=cmd,
+                )
             else:
                 argv = [
                     *cmd, "devnet", "adversary", mode, "--data-dir", str(data_dir), "--network", "devnet",
                     "--gossip-port", str(ports.gossip), "--log-level", log_level,
                 ]  # fmt: skip
-            if genesis is not None:
-                argv += ["--genesis", str(genesis)]
-            honest_before = [node.libp2p_addr for node in net.nodes if node.honest]
-            if honest_before:
-                argv += ["--bootstrap", *honest_before]
-            if mode == HONEST:
-                argv += list(extra_args)
+                if genesis is not None:
+                    argv += ["--genesis", str(genesis)]
+                if honest_before:
+                    argv += ["--bootstrap", *honest_before]
             node, proc = await _launch(
                 name, argv, data_dir, start_timeout=start_timeout, stop_timeout=stop_timeout
             )
@@ -974,3 +1042,189 @@ async def open_process_devnet(
         yield net
     finally:
         await net.stop()
+
+
+# ------------------------------------------------------------------------------------------------ blocking
+
+
+class NodeProcessSync:
+    """One node process for blocking code (tests, benchmarks), started and stopped as a devnet's are.
+
+        with NodeProcessSync("hub", node_start_argv(data_dir), data_dir) as hub:
+            channel = grpc.insecure_channel(hub.rpc_target)
+
+    `spawn` starts `prefix + argv` (stdout to `<data dir>/stdout.log`, log to `<data dir>/node.log`, in a
+    session of its own) and `wait_ready` follows the stdout file to the `ready` line; `node` then has the
+    addresses of the banner. If the node exits first, takes longer than `start_timeout` or prints an
+    incomplete banner, it is stopped and HubError `unavailable` names it and the cause from its log. A
+    `prefix` (`ip netns exec NS`) must exec the command, so that the pid and the signals are the node's.
+    `stop` (also on leaving `with`) sends SIGINT, and SIGKILL after `stop_timeout`; `stop_node_processes`
+    stops several nodes at once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        data_dir: Path,
+        *,
+        prefix: Sequence[str] = (),
+        start_timeout: float = START_TIMEOUT,
+        stop_timeout: float = STOP_TIMEOUT,
+    ) -> None:
+        self.name = name
+        self.argv = [*prefix, *argv]
+        self.data_dir = data_dir
+        self.stdout_path = data_dir / STDOUT_FILE
+        self.log_path = data_dir / LOG_FILE
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.interrupted = False
+        self._node: ProcessNode | None = None
+
+    def __enter__(self) -> Self:
+        self.launch()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def node(self) -> ProcessNode:
+        """The node as its banner describes it; HubError before `wait_ready` has returned."""
+        if self._node is None:
+            raise HubError("unavailable", f"{self.name} is not ready")
+        return self._node
+
+    @property
+    def rpc_target(self) -> str:
+        """The gRPC HOST:PORT of the banner."""
+        return self.node.rpc_target
+
+    @property
+    def libp2p_addrs(self) -> tuple[str, ...]:
+        """The libp2p addresses of the banner (with /p2p/<peer id>)."""
+        return self.node.libp2p_addrs
+
+    @property
+    def pid(self) -> int:
+        """The process id (with a prefix that execs, the node's)."""
+        return self._started().pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status, None while it runs or before `spawn`."""
+        return None if self.proc is None else self.proc.poll()
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self.proc is None:
+            raise HubError("unavailable", f"{self.name} has not been started")
+        return self.proc
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it; HubError if it cannot be run at all."""
+        if self.proc is not None:
+            raise HubError("unavailable", f"{self.name} has been started already")
+        out, err = _open_logs(self.stdout_path, self.log_path)
+        try:
+            self.proc = subprocess.Popen(self.argv, **_spawn_options(out, err))
+        except OSError as e:
+            raise _exec_failure(self.name, self.argv, e) from None
+        finally:
+            os.close(out)
+            os.close(err)
+
+    def wait_ready(self, timeout: float | None = None) -> ProcessNode:
+        """Block until the `ready` line, at most `timeout` seconds (default `start_timeout`).
+
+        On any failure (also an interrupt while waiting) the node is stopped before raising.
+        """
+        if self._node is not None:
+            return self._node
+        proc = self._started()
+        try:
+            banner = self._follow_banner(proc, self.start_timeout if timeout is None else timeout)
+            node = _ready_node(self.name, proc.pid, banner, self.data_dir, self.stdout_path, self.log_path)
+        except BaseException:
+            self.stop()
+            raise
+        self._node = node
+        return node
+
+    def launch(self) -> ProcessNode:
+        """`spawn`, then `wait_ready`."""
+        self.spawn()
+        return self.wait_ready()
+
+    def _follow_banner(self, proc: subprocess.Popen[bytes], timeout: float) -> Banner:
+        deadline = time.monotonic() + timeout
+        output = b""
+        with self.stdout_path.open("rb") as f:
+            while True:
+                output += f.read()
+                banner = _banner_so_far(output)
+                if banner.ready:
+                    return banner
+                code = proc.poll()
+                if code is not None:
+                    raise _exit_failure(self.name, code, self.log_path)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise _timeout_failure(self.name, timeout, self.log_path)
+                # As in `_read_banner`: an exit ends the wait (Popen looks every few ms), new output is seen
+                # within a poll interval.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(min(_BANNER_POLL, remaining))
+
+    def interrupt(self) -> None:
+        """Send SIGINT (Ctrl-C) once, without waiting: a node never gets a second one while it shuts down."""
+        if self.proc is not None and self.proc.poll() is None and not self.interrupted:
+            self.interrupted = True
+            self.proc.send_signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        """SIGKILL (no shutdown at all: a crash) and wait for the process to be gone; its data dir stays."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            _wait_exit(self.proc, time.monotonic() + KILL_TIMEOUT)
+
+    def stop(self) -> StopResult:
+        """SIGINT, then SIGKILL if it still runs after `stop_timeout`; idempotent."""
+        return stop_node_processes([self], stop_timeout=self.stop_timeout)[0]
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], deadline: float) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(max(0.0, deadline - time.monotonic()))
+
+
+def stop_node_processes(
+    nodes: Sequence[NodeProcessSync], *, stop_timeout: float = STOP_TIMEOUT
+) -> list[StopResult]:
+    """Stop blocking-launched nodes as a devnet stops its own: SIGINT, then SIGKILL.
+
+    SIGINT goes to every running node, newest first (none gets a second); whatever still runs `stop_timeout`
+    seconds later gets SIGKILL. Results are in the order of `nodes`; a node never spawned is "not running".
+    """
+    running = [(n, n.proc) for n in nodes if n.proc is not None and n.proc.poll() is None]
+    for node, _proc in reversed(running):
+        node.interrupt()
+    deadline = time.monotonic() + stop_timeout
+    for _node, proc in reversed(running):
+        _wait_exit(proc, deadline)
+    killed: set[int] = set()
+    for _node, proc in running:
+        if proc.poll() is None:
+            killed.add(proc.pid)
+            proc.kill()
+    deadline = time.monotonic() + KILL_TIMEOUT
+    for _node, proc in running:
+        _wait_exit(proc, deadline)
+    signalled = {n.proc.pid for n in nodes if n.proc is not None and n.interrupted}
+    return [
+        StopResult(n.name, n.proc.pid, _stop_outcome(n.proc.pid, signalled, killed), n.proc.poll())
+        if n.proc is not None
+        else StopResult(n.name, 0, _NOT_RUNNING)
+        for n in nodes
+    ]

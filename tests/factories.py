@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -134,3 +136,16 @@ def signer_remove(fid: int, key: Ed25519PrivateKey, *, block_timestamp: int | No
     """A SIGNER remove event for `key`."""
     ts = FARCASTER_EPOCH + farcaster_now() + 1 if block_timestamp is None else block_timestamp
     return make_signer_event(fid, public_key_bytes(key), add=False, block_timestamp=ts)
+
+
+def genesis_file(path: Path, keys: Mapping[int, Ed25519PrivateKey], units: int = 5) -> Path:
+    """Write a devnet genesis registering each fid with its signer key and `units` of storage."""
+    doc = {
+        "network": "devnet",
+        "accounts": [
+            {"fid": fid, "signers": ["0x" + public_key_bytes(k).hex()], "storage_units": units}
+            for fid, k in keys.items()
+        ],
+    }
+    path.write_text(json.dumps(doc))
+    return path

@@ -18,8 +18,8 @@ import trio
 from devnet._modes import ADVERSARY_MODES
 from node.cli._node_cmd import (
     LOG_LEVELS,
+    add_multiaddrs_arg,
     configure_logging,
-    multiaddr_arg,
     only_keyboard_interrupts,
     port_arg,
 )
@@ -102,15 +102,7 @@ def register(sub: Any) -> None:
     adversary.add_argument(
         "--gossip-port", type=port_arg, default=0, metavar="PORT", help="libp2p port (default 0: any)"
     )
-    adversary.add_argument(
-        "--bootstrap",
-        type=multiaddr_arg,
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="MULTIADDR",
-        help="honest nodes to connect to (eclipse: the nodes to besiege)",
-    )
+    add_multiaddrs_arg(adversary, "--bootstrap", "honest nodes to connect to (eclipse: the nodes to besiege)")
     adversary.add_argument(
         "--genesis",
         type=Path,

@@ -181,6 +181,13 @@ def _cmd_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_multiaddrs_arg(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    """A repeatable option taking one or more multiaddrs (checked as they are parsed)."""
+    parser.add_argument(
+        flag, type=multiaddr_arg, action="extend", nargs="+", default=[], metavar="MULTIADDR", help=help_text
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add `node` and its commands to the top-level subparsers."""
     node = subparsers.add_parser("node", help="run a hub node", description="Run a hub node.")
@@ -223,14 +230,8 @@ def register(subparsers: Any) -> None:
     start.add_argument(
         "--genesis", type=Path, metavar="FILE", help="genesis file with initial identity events"
     )
-    start.add_argument(
-        "--bootstrap",
-        type=multiaddr_arg,
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="MULTIADDR",
-        help="peers to connect to at start, e.g. /ip4/127.0.0.1/tcp/2282/p2p/<peer id>",
+    add_multiaddrs_arg(
+        start, "--bootstrap", "peers to connect to at start, e.g. /ip4/127.0.0.1/tcp/2282/p2p/<peer id>"
     )
     start.add_argument(
         "--announce",

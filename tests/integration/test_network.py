@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +23,6 @@ FID = 41
 OTHER_FID = 42
 
 
-def write_genesis(path: Path, keys: dict[int, Any], units: int = 5) -> Path:
-    doc = {
-        "network": "devnet",
-        "accounts": [
-            {"fid": fid, "signers": ["0x" + public_key_bytes(k).hex()], "storage_units": units}
-            for fid, k in keys.items()
-        ],
-    }
-    path.write_text(json.dumps(doc))
-    return path
-
-
 @pytest.fixture
 def keys() -> dict[int, Any]:
     return {FID: f.new_key(), OTHER_FID: f.new_key()}
@@ -43,7 +30,7 @@ def keys() -> dict[int, Any]:
 
 @pytest.fixture
 def genesis(tmp_path: Path, keys: dict[int, Any]) -> Path:
-    return write_genesis(tmp_path / "genesis.json", keys)
+    return f.genesis_file(tmp_path / "genesis.json", keys)
 
 
 def holds(node: NodeHandle, message: pb.Message) -> bool:
@@ -69,7 +56,7 @@ async def _submit_all(node: NodeHandle, messages: list[pb.Message]) -> None:
 async def test_late_joiner_catches_up_by_sync(tmp_path: Path) -> None:
     """10,000 messages already in a 2-node network; a third node joins and gets them all by diff sync."""
     fids = {100 + i: f.new_key() for i in range(4)}
-    genesis = write_genesis(tmp_path / "genesis.json", fids, units=5)
+    genesis = f.genesis_file(tmp_path / "genesis.json", fids, units=5)
     ts = farcaster_now() - 3600
     messages = [
         f.cast_add(key, fid, f"history {i}", timestamp=ts + i // 10)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -70,11 +69,7 @@ def key() -> Any:
 
 @pytest.fixture
 def genesis(tmp_path: Path, key: Any) -> Path:
-    path = tmp_path / "genesis.json"
-    signer = "0x" + public_key_bytes(key).hex()
-    doc = {"network": "devnet", "accounts": [{"fid": FID, "signers": [signer], "storage_units": 5}]}
-    path.write_text(json.dumps(doc))
-    return path
+    return f.genesis_file(tmp_path / "genesis.json", {FID: key})
 
 
 def holds(node: NodeHandle, message: pb.Message | bytes) -> bool:

@@ -9,7 +9,6 @@ its parent node, so `subtree_hash` must agree with the persisted trie for every 
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -40,7 +39,7 @@ from p2p import (
 from p2p._sync_wire import _answer
 from protocols import crdt
 from protocols.crdt import MemoryKV, add_sync_id, flush_trie, sync_ids_under, trie_node
-from protocols.messages import farcaster_now, public_key_bytes
+from protocols.messages import farcaster_now
 from protocols.proto import message_pb2 as pb
 from protocols.proto import p2p_pb2
 from tests import factories as f
@@ -57,11 +56,7 @@ def key() -> Any:
 
 @pytest.fixture
 def genesis(tmp_path: Path, key: Any) -> Path:
-    path = tmp_path / "genesis.json"
-    signer = "0x" + public_key_bytes(key).hex()
-    doc = {"network": "devnet", "accounts": [{"fid": FID, "signers": [signer], "storage_units": 5}]}
-    path.write_text(json.dumps(doc))
-    return path
+    return f.genesis_file(tmp_path / "genesis.json", {FID: key})
 
 
 def holds(node: NodeHandle, message: pb.Message) -> bool:
