@@ -37,24 +37,26 @@ if TYPE_CHECKING:
         open_withholder,
     )
     from devnet._local import FAST_SETTINGS, LocalDevnet, open_devnet, with_settings
-    from devnet._processes import (
-        DevnetState,
+    from devnet._node_process import (
         NodeProcessSync,
-        NodeStatus,
-        ProcessDevnet,
         ProcessNode,
         StopResult,
-        load_state,
         node_command,
         node_env,
         node_process_alive,
         node_start_argv,
+        stop_node_pids,
+        stop_node_processes,
+    )
+    from devnet._processes import (
+        DevnetState,
+        NodeStatus,
+        ProcessDevnet,
+        load_state,
         open_process_devnet,
         query_status,
         save_state,
         start_process_devnet,
-        stop_node_pids,
-        stop_node_processes,
     )
 
 _MODULES: Final = {
@@ -80,24 +82,26 @@ _MODULES: Final = {
         "open_withholder",
     ),
     "devnet._local": ("FAST_SETTINGS", "LocalDevnet", "open_devnet", "with_settings"),
-    "devnet._processes": (
-        "DevnetState",
+    "devnet._node_process": (
         "NodeProcessSync",
-        "NodeStatus",
-        "ProcessDevnet",
         "ProcessNode",
         "StopResult",
-        "load_state",
         "node_command",
         "node_env",
         "node_process_alive",
         "node_start_argv",
+        "stop_node_pids",
+        "stop_node_processes",
+    ),
+    "devnet._processes": (
+        "DevnetState",
+        "NodeStatus",
+        "ProcessDevnet",
+        "load_state",
         "open_process_devnet",
         "query_status",
         "save_state",
         "start_process_devnet",
-        "stop_node_pids",
-        "stop_node_processes",
     ),
 }
 _HOME: Final = {name: module for module, names in _MODULES.items() for name in names}

@@ -37,7 +37,8 @@ from node.cli._output import CliError, UsageError, format_duration, iso_unix
 from protocols.errors import HubError
 
 if TYPE_CHECKING:
-    from devnet._processes import DevnetState, NodeStatus, ProcessDevnet, ProcessNode, StopResult
+    from devnet._node_process import ProcessNode, StopResult
+    from devnet._processes import DevnetState, NodeStatus, ProcessDevnet
     from devnet._summary import Totals
 
 DEFAULT_DIR: Final = Path(".devnet")
@@ -476,7 +477,8 @@ def _status_json(state: DevnetState, statuses: Sequence[NodeStatus]) -> dict[str
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from devnet._processes import node_process_alive, query_status
+    from devnet._node_process import node_process_alive
+    from devnet._processes import query_status
 
     shown_dir = str(args.dir)
     state = _require_state(args.dir.resolve(), shown_dir)
@@ -519,7 +521,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _purge(base_dir: Path, state: DevnetState | None) -> list[Path]:
     """Remove what `up` created in `base_dir` (node dirs, keys, genesis, state), nothing else."""
     from devnet._accounts import GENESIS_FILE, KEYS_DIR
-    from devnet._processes import LOG_FILE, STATE_FILE
+    from devnet._node_process import LOG_FILE
+    from devnet._processes import STATE_FILE
 
     removed: list[Path] = []
     node_dirs = {n.data_dir for n in state.nodes} if state is not None else set()
@@ -542,7 +545,8 @@ def _purge(base_dir: Path, state: DevnetState | None) -> list[Path]:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    from devnet._processes import load_state, state_path, stop_node_pids
+    from devnet._node_process import stop_node_pids
+    from devnet._processes import load_state, state_path
 
     shown_dir = str(args.dir)
     base_dir = args.dir.resolve()

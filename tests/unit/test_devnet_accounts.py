@@ -1,5 +1,5 @@
 """Devnet test accounts (devnet/_accounts.py): deterministic keys, a genesis node.genesis accepts, key files
-that `stateless keys` and `client` read; and the banner parser of devnet/_processes.py."""
+that `stateless keys` and `client` read; and the banner parser of devnet/_node_process.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from devnet import devnet_accounts, devnet_key, write_devnet_accounts
-from devnet._processes import NodePorts, check_devnet_options, node_ports, parse_banner
+from devnet._node_process import parse_banner
+from devnet._processes import NodePorts, check_devnet_options, node_ports
 from node.genesis import load_genesis
 from node.keys import load_key_file, public_key_hex
 from protocols.messages import public_key_bytes
