@@ -10,11 +10,14 @@ Honest-minority rules (DESIGN.md section 1): a block is accepted only if we aske
 its CID (`BlockClient.want` checks both). A provider that sends anything else is provably lying: it is
 dropped for this fetch and penalised. A provider that says "don't have" or does not answer in time is
 only marked as lacking those blocks, which go back to the queue for the others; one that keeps failing,
-or has nothing at all, is dropped without penalty. When every provider found is exhausted, providers
-are looked for again (excluding those tried), so a crowd of withholders cannot hide an honest one; the
-fetch fails only when no provider is left for some block. Problems of the DAG itself (a node that is
-not a UnixFS file node, absurd fan-out, depth beyond 32, sizes that contradict each other) are the blob
-author's doing, not the provider's: the fetch stops with a clear error and nothing more is fetched.
+or has nothing at all, is dropped without penalty. Providers are put to work the moment discovery
+finds them: connected peers that hold the blob serve it while the DHT is still being asked, and DHT
+providers join the running fetch when they turn up. When every provider found is exhausted (and the
+lookup is over), providers are looked for again (excluding those tried), so a crowd of withholders
+cannot hide an honest one; the fetch fails only when no provider is left for some block. Problems of
+the DAG itself (a node that is not a UnixFS file node, absurd fan-out, depth beyond 32, sizes that
+contradict each other) are the blob author's doing, not the provider's: the fetch stops with a clear
+error and nothing more is fetched.
 
 Blocks already stored locally are never fetched again, so running a failed or interrupted fetch again
 resumes it. Verified blocks are written in batches of about 4 MiB from a worker thread; the bytes of
@@ -33,7 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 import trio
 
@@ -98,6 +101,19 @@ class ProviderSource(Protocol):
 
     async def find(self, root: Cid, *, limit: int) -> list[str]:
         """Peer ids, connected by the time this returns, that may serve the blob's blocks."""
+        ...
+
+
+@runtime_checkable
+class IncrementalProviderSource(ProviderSource, Protocol):
+    """A ProviderSource that can also hand providers over one at a time, as soon as each is found
+    (node.blobs.ProviderFinder does). The fetcher uses `find_each` when the source has it, so that it
+    can start before the slowest part of discovery is over."""
+
+    async def find_each(self, root: Cid, found: Callable[[str], None], *, limit: int) -> None:
+        """Call `found(peer_id)` for each peer (connected when handed over) that may serve the blob's
+        blocks, at most `limit` distinct ones; return when no more will come. Never calls `found` after
+        returning or being cancelled, and returns within a bounded time."""
         ...
 
 
@@ -173,6 +189,11 @@ class _Fetch:
         self.budget = _Budget(fetcher.max_buffered_bytes)
         self.received = 0
         self.opening = 0
+        #: A discovery round's lookup is running (it may still find providers).
+        self.looking = False
+        #: Providers the current discovery round has put to work.
+        self.round_fresh = 0
+        self._lookup: trio.CancelScope | None = None
         self.fatal: BaseException | None = None
         self.size = 0
         self.blocks_done = 0
@@ -567,8 +588,15 @@ class _Fetch:
         return self.stuck()
 
     def stuck(self) -> bool:
-        """Whether blocks are missing that no remaining provider may have (so nothing is under way)."""
-        return not self.in_flight and not self.received and not self.opening and not self.servable()
+        """Whether blocks are missing that no remaining provider may have and no lookup still running
+        may find one for (so nothing is under way)."""
+        return (
+            not self.looking
+            and not self.in_flight
+            and not self.received
+            and not self.opening
+            and not self.servable()
+        )
 
     def _stuck_error(self) -> HubError:
         tried = len(self.providers)
@@ -580,45 +608,70 @@ class _Fetch:
             f"cannot fetch {self.missing()} blocks of {self.root}: no provider has them ({detail})"
         )
 
-    async def _find_more(self) -> list[_Provider]:
-        """Providers not tried yet (up to max_providers of them)."""
-        own = self.f.host.info.peer_id
+    def _start_lookup(self, nursery: trio.Nursery) -> None:
+        """Start a discovery round: each provider not tried yet is put to work as soon as it is found."""
+        self.round_fresh = 0
+        self.looking = True  # set now, so the round cannot look stuck before its lookup has begun
+        self._lookup = scope = trio.CancelScope()
         # Ask for enough that peers already tried cannot crowd out new ones.
         limit = self.f.max_providers + len(self.providers)
-        fresh: list[_Provider] = []
-        for peer_id in await self.f.providers.find(self.root, limit=limit):
-            if peer_id != own and peer_id not in self.providers and len(fresh) < self.f.max_providers:
-                self.providers[peer_id] = provider = _Provider(peer_id)
-                fresh.append(provider)
-        return fresh
+        nursery.start_soon(self._look, scope, limit)
+
+    async def _look(self, scope: trio.CancelScope, limit: int) -> None:
+        source = self.f.providers
+        try:
+            with scope:
+                if isinstance(source, IncrementalProviderSource):
+                    await source.find_each(self.root, self._offer, limit=limit)
+                else:
+                    for peer_id in await source.find(self.root, limit=limit):
+                        self._offer(peer_id)
+        finally:
+            self.looking = False
+            self.changed()
+
+    def _offer(self, peer_id: str) -> None:
+        """Discovery found `peer_id`: if it is new and the round has room (max_providers), it starts now."""
+        nursery = self._nursery
+        if nursery is None or self.fatal is not None or not self.looking:
+            return
+        if peer_id == self.f.host.info.peer_id or peer_id in self.providers:
+            return
+        if self.round_fresh >= self.f.max_providers:
+            return
+        self.providers[peer_id] = provider = _Provider(peer_id)
+        self.round_fresh += 1
+        nursery.start_soon(self.provider_worker, provider)
+        if self.round_fresh >= self.f.max_providers and self._lookup is not None:
+            self._lookup.cancel()  # the round is full: nobody found from now on could join it
+        self.changed()
 
     async def run(self) -> None:
         """Fetch every block of the DAG not stored yet; raises what ended the fetch, if not success.
 
-        When every provider found so far is exhausted, providers are looked for again, excluding those
+        Providers start as discovery finds them (up to max_providers per round); a fetch that is
+        complete does not wait for a lookup still running. When every provider found so far is
+        exhausted and the round's lookup is over, providers are looked for again, excluding those
         already tried (so claims from a crowd of withholders cannot hide the one honest provider), for
         as long as each lookup turns up someone new, at most MAX_DISCOVERY_ROUNDS times.
         """
         self.discover(self.root, 0, None)
         if not self.missing():
             return  # every block was already here (an interrupted fetch, or a put that was not committed)
-        fresh = await self._find_more()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self.writer)
             try:
                 rounds = 0
                 while True:
-                    for provider in fresh:
-                        nursery.start_soon(self.provider_worker, provider)
+                    self._start_lookup(nursery)
                     while not self._settled():
                         await self._changed.wait()
-                    if self.fatal is not None or not self.missing() or not fresh:
+                    if self.fatal is not None or not self.missing() or not self.round_fresh:
                         break
                     if rounds >= MAX_DISCOVERY_ROUNDS:
                         break
                     rounds += 1
-                    fresh = await self._find_more()
                 if self.fatal is None and self.missing():
                     self.fatal = self._stuck_error()
             finally:

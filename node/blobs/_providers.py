@@ -1,10 +1,13 @@
 """Who has a blob: asking connected peers, kad-dht provider records, and the block exchange's wiring.
 
-`ProviderFinder.find` asks every connected peer (a `have` request for the root, over the block protocol)
+`ProviderFinder` asks every connected peer (a `have` request for the root, over the block protocol)
 and, at the same time, looks the root up in the DHT; providers found there that we are not connected
-to are dialled with the addresses their records carry. Answers are claims, not proof: a provider that
-lies about having blocks is found out, and routed around, by the fetcher. The DHT is optional and never
-on the critical path: if it fails, times out, or is off, connected peers still serve the fetch.
+to are dialled with the addresses their records carry. `find` returns the complete list (what
+FindProviders wants); `find_each` hands each provider over the moment it is known, so a fetch starts
+on the connected peers that hold the blob while the DHT lookup goes on, and DHT providers join it
+later. Answers are claims, not proof: a provider that lies about having blocks is found out, and
+routed around, by the fetcher. The DHT is optional and never on the critical path: if it fails, times
+out, or is off, connected peers still serve the fetch.
 
 `open_block_exchange` runs the whole exchange for a node: it serves our blocks to peers, runs the DHT
 (server mode) as a background service, announces blobs as they are stored or fetched, re-announces every
@@ -43,7 +46,8 @@ ASK_TIMEOUT: Final = 5.0
 MAX_PEERS_ASKED: Final = 32
 #: Longest a DHT lookup (including dialling the providers it finds) may take.
 DHT_TIMEOUT: Final = 10.0
-#: Once a connected peer is known to have the blob, the DHT lookup gets only this much longer.
+#: Once a connected peer is known to have the blob, `find`'s DHT lookup gets only this much longer
+#: (`find_each`, which fetches use, never waits for the DHT).
 DHT_GRACE: Final = 2.0
 #: Longest one DHT announcement may take.
 PROVIDE_TIMEOUT: Final = 30.0
@@ -65,6 +69,12 @@ _STOP_TIMEOUT: Final = 5.0
 
 def _allow_all(_peer_id: str) -> bool:
     return True
+
+
+async def _abort_all(clients: list[BlockClient]) -> None:
+    async with trio.open_nursery() as nursery:
+        for client in clients:
+            nursery.start_soon(client.abort)
 
 
 def _dial_addrs(peer_id: str, addrs: list[Any]) -> list[str]:
@@ -140,15 +150,7 @@ class ProviderFinder:
                     found.append(peer_id)
 
         dht_found: list[str] = []  # filled as providers connect, so what was found before a deadline counts
-        dht_done = trio.Event()
         wait_dht = trio.CancelScope(deadline=trio.current_time() + self.dht_timeout)
-
-        async def lookup() -> None:
-            try:
-                with trio.move_on_after(self.dht_timeout):
-                    await self._ask_dht_into(root, limit, dht_found)
-            finally:
-                dht_done.set()
 
         async def via_peers() -> None:
             add(await self.ask_connected(root))
@@ -159,11 +161,7 @@ class ProviderFinder:
 
         async def via_dht() -> None:
             with wait_dht:
-                if self.background is None:
-                    await lookup()
-                else:
-                    self.background.start_soon(lookup)
-                    await dht_done.wait()
+                await self._lookup_dht(root, limit, dht_found.append)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(via_peers)
@@ -172,40 +170,133 @@ class ProviderFinder:
         add(list(dht_found))
         return found
 
+    async def find_each(
+        self, root: Cid, found: Callable[[str], None], *, limit: int = DEFAULT_MAX_PROVIDERS
+    ) -> None:
+        """Call `found(peer_id)` for each peer that may serve `root` as soon as it is known; then return.
+
+        The same peers as `find` (connected, allowed, not us, each once, at most `limit`), but nobody
+        waits for anybody: a connected peer is handed over as soon as it answers that it holds the
+        root, a DHT provider as soon as it is connected. Returns when the connected peers have answered
+        (each within `ask_timeout`) and the DHT lookup is over (within `dht_timeout`), or at once when
+        `limit` peers were found. `found` is never called after this returns (or is cancelled); it must
+        not block, and what it raises is logged, not propagated. Cancelling this is cheap and safe: the
+        `have` requests still pending are reset, and with `background` set the DHT lookup finishes
+        there, its late finds dropped.
+        """
+        own = self.host.info.peer_id
+        seen: set[str] = set()
+        live = True
+
+        with trio.CancelScope() as scope:
+
+            def deliver(peer_id: str) -> None:
+                if not live or peer_id == own or peer_id in seen or len(seen) >= limit:
+                    return
+                if not self.allow(peer_id):
+                    return
+                seen.add(peer_id)
+                if len(seen) >= limit:
+                    scope.cancel()
+                try:
+                    found(peer_id)
+                except Exception:
+                    # A DHT lookup may deliver from the background nursery: never let it die of this.
+                    log.exception("handing over provider %s of %s failed", peer_id, root)
+
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._ask_connected_each, root, deliver)
+                    if self.dht is not None:
+                        nursery.start_soon(self._lookup_dht, root, limit, deliver)
+            finally:
+                live = False
+
     async def ask_connected(self, root: Cid) -> list[str]:
         """Connected peers that answer `have` for the root (in the order they answered)."""
+        holders: list[str] = []
+        await self._ask_connected_each(root, holders.append)
+        return holders
+
+    async def _ask_connected_each(self, root: Cid, found: Callable[[str], None]) -> None:
+        """Ask connected peers (a random sample of `max_asked`) for the root; `found` each that has it.
+
+        If cancelled, the requests still pending are reset (they are shielded, see p2p._blocks_wire), so
+        a silent peer does not hold this up until `ask_timeout`.
+        """
         own = self.host.info.peer_id
         peers = [p for p in self.host.connected_peers() if p != own and self.allow(p)]
         random.shuffle(peers)
-        holders: list[str] = []
+        pending: set[BlockClient] = set()
+        remaining = min(len(peers), self.max_asked)
+        all_answered = trio.Event()
+        stopping = False
 
         async def ask(peer_id: str) -> None:
+            nonlocal remaining
             client: BlockClient | None = None
             try:
                 with trio.move_on_after(self.ask_timeout):
                     client = await BlockClient.open(self.host, peer_id, request_timeout=self.ask_timeout)
+                    if stopping:  # opened (shielded) after the others were reset: don't start a request
+                        return
+                    pending.add(client)
                     if await client.have([root]):
-                        holders.append(peer_id)
+                        found(peer_id)
             except BlockPeerError as e:
                 if e.offence is not None and self.penalise is not None:
                     self.penalise(peer_id, e.offence)
                 log.debug("asking %s for %s: %s", peer_id, root, e.message)
             finally:
                 if client is not None:
+                    pending.discard(client)
                     await client.close()
+                remaining -= 1
+                if not remaining:
+                    all_answered.set()
 
         async with trio.open_nursery() as nursery:
             for peer_id in peers[: self.max_asked]:
                 nursery.start_soon(ask, peer_id)
-        return holders
+            if remaining:
+                try:
+                    await all_answered.wait()
+                finally:
+                    stopping = True
+                    if pending:
+                        with trio.CancelScope(shield=True):
+                            await _abort_all(list(pending))
 
     async def ask_dht(self, root: Cid, *, limit: int = DEFAULT_MAX_PROVIDERS) -> list[str]:
         """Providers of `root` in the DHT, each connected (dialled if needed); [] without DHT or on error."""
         out: list[str] = []
-        await self._ask_dht_into(root, limit, out)
+        await self._ask_dht_each(root, limit, out.append)
         return out
 
-    async def _ask_dht_into(self, root: Cid, limit: int, out: list[str]) -> None:
+    async def _lookup_dht(self, root: Cid, limit: int, found: Callable[[str], None]) -> None:
+        """`_ask_dht_each` within `dht_timeout`. With `background` set it runs there and this only waits
+        for it: cancelling this then stops the wait, not the lookup, and `found` may still be called
+        later (callers ignore such late calls)."""
+
+        async def lookup(done: trio.Event | None) -> None:
+            try:
+                with trio.move_on_after(self.dht_timeout):
+                    await self._ask_dht_each(root, limit, found)
+            finally:
+                if done is not None:
+                    done.set()
+
+        background = self.background
+        if background is None:
+            await lookup(None)
+            return
+        done = trio.Event()
+        background.start_soon(lookup, done)
+        with trio.move_on_after(self.dht_timeout):
+            await done.wait()
+
+    async def _ask_dht_each(self, root: Cid, limit: int, found: Callable[[str], None]) -> None:
+        """DHT providers of `root`, each passed to `found` once connected (dialled if needed)."""
         dht = self.dht
         if dht is None:
             return
@@ -217,6 +308,7 @@ class ProviderFinder:
             log.info("DHT lookup of %s failed: %s", root, e)
             return
         connected = set(self.host.connected_peers())
+        out: list[str] = []
         to_dial: list[tuple[str, list[str]]] = []
         for info in infos:
             peer_id = str(info.peer_id)
@@ -224,6 +316,7 @@ class ProviderFinder:
                 continue
             if peer_id in connected:
                 out.append(peer_id)
+                found(peer_id)
             elif all(peer_id != pending for pending, _ in to_dial):
                 to_dial.append((peer_id, _dial_addrs(peer_id, list(info.addrs))))
 
@@ -235,6 +328,7 @@ class ProviderFinder:
                     log.debug("dialling DHT provider %s at %s: %s", peer_id, addr, e.message)
                     continue
                 out.append(peer_id)
+                found(peer_id)
                 return
 
         async with trio.open_nursery() as nursery:
