@@ -459,10 +459,11 @@ async def eclipse(base_dir: Path, *, size: str = "small") -> ScenarioResult:
         kept_under_siege = honest_peers()
         _check(result, kept_under_siege == len(honest_ids), "a sybil displaced a peer the node had chosen")
 
-        # Cut the victim off its honest peers while every inbound slot it has is a sybil's.
+        # Cut the victim off its honest peers while every inbound slot it has is a sybil's (timed from the
+        # first cut: the victim starts redialling as soon as a bootstrap peer drops).
+        cut_at = time.monotonic()
         for node in honest.nodes:
             await victim.host.disconnect(node.peer_id)
-        cut_at = time.monotonic()
         reconnect = -1.0
         try:
             with trio.fail_after(60):
