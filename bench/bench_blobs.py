@@ -72,7 +72,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair  # noqa: E402
 from libp2p.custom_types import TProtocol  # noqa: E402
 from libp2p.peer.id import ID  # noqa: E402
 
-from bench.bench_ingest import NodeProcess, log, machine, stop_nodes  # noqa: E402
+from bench.bench_ingest import NodeProcess, jsonable, log, machine, stop_nodes  # noqa: E402
 from devnet import node_command  # noqa: E402
 from node.cli._blob_cmd import PUT_PIECE  # noqa: E402
 from node.rpc._blob_service import WRITE_BATCH_BYTES  # noqa: E402
@@ -1075,17 +1075,6 @@ def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def _jsonable(value: Any) -> Any:
-    """The report with infinities and NaNs as null (JSON has neither) and tuples as lists."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _helper(args: argparse.Namespace) -> int:
     if args.libp2p_serve is not None:
         trio.run(_libp2p_serve, args.libp2p_serve)
@@ -1228,7 +1217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["run_s"] = time.perf_counter() - run_started
     report["goals"] = goals(report)
     if args.json:
-        print(json.dumps(_jsonable(report), indent=2))
+        print(json.dumps(jsonable(report), indent=2))
     else:
         print(render(report))
         if "error" in report:

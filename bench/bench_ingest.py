@@ -122,6 +122,43 @@ def _key(fid: int) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(blake3.blake3(b"bench signer %d" % fid).digest(length=32))
 
 
+def mixed_message_data(
+    i: int, fids: int, timestamp: int, *, text: str, target: bytes, link_base: int
+) -> pb.MessageData:
+    """Message `i` of a benchmark mix: 1/2 casts, 1/4 reactions, 1/4 links, fids interleaved.
+
+    `text`, `target` (hashed into reaction targets) and `link_base` (first link target fid) keep the
+    messages of different benchmarks distinct.
+    """
+    d = pb.MessageData(fid=1 + i % fids, timestamp=timestamp, network=DEVNET)
+    kind = (i // fids) % 4
+    if kind < 2:
+        d.type = pb.MESSAGE_TYPE_CAST_ADD
+        d.cast_add_body.text = f"{text} number {i}"
+    elif kind == 2:
+        d.type = pb.MESSAGE_TYPE_REACTION_ADD
+        d.reaction_body.type = pb.REACTION_TYPE_LIKE
+        reacted = d.reaction_body.target_cast_id
+        reacted.fid = 1 + (i + 1) % fids
+        reacted.hash = blake3.blake3(target + b" %d" % i).digest(length=20)
+    else:
+        d.type = pb.MESSAGE_TYPE_LINK_ADD
+        d.link_body.type = "follow"
+        d.link_body.target_fid = link_base + i
+    return d
+
+
+def jsonable(value: Any) -> Any:
+    """A report with infinities and NaNs as null (JSON has neither) and tuples as lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def build_workload(n: int, *, fids: int, units: int) -> Workload:
     """`n` + WARMUP distinct signed messages: 1/2 casts, 1/4 reactions, 1/4 links, fids interleaved."""
     keys = {fid: _key(fid) for fid in range(1, fids + 1)}
@@ -129,21 +166,9 @@ def build_workload(n: int, *, fids: int, units: int) -> Workload:
     built: list[pb.Message] = []
     for i in range(n + WARMUP):
         fid = 1 + i % fids
-        d = pb.MessageData(fid=fid, timestamp=timestamp, network=DEVNET)
-        kind = (i // fids) % 4
-        if kind < 2:
-            d.type = pb.MESSAGE_TYPE_CAST_ADD
-            d.cast_add_body.text = f"ingest benchmark cast number {i}"
-        elif kind == 2:
-            d.type = pb.MESSAGE_TYPE_REACTION_ADD
-            d.reaction_body.type = pb.REACTION_TYPE_LIKE
-            target = d.reaction_body.target_cast_id
-            target.fid = 1 + (i + 1) % fids
-            target.hash = blake3.blake3(b"target %d" % i).digest(length=20)
-        else:
-            d.type = pb.MESSAGE_TYPE_LINK_ADD
-            d.link_body.type = "follow"
-            d.link_body.target_fid = 1_000_000 + i
+        d = mixed_message_data(
+            i, fids, timestamp, text="ingest benchmark cast", target=b"target", link_base=1_000_000
+        )
         built.append(sign_message_data(d, keys[fid]))
     raws = [m.SerializeToString() for m in built]
     return Workload(keys=keys, units=units, warmup=raws[:WARMUP], messages=built[WARMUP:], raws=raws[WARMUP:])

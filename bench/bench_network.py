@@ -60,7 +60,6 @@ REPO: Final = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from a source tree without `pip install -e .`
     sys.path.insert(0, str(REPO))
 
-import blake3  # noqa: E402
 import grpc  # noqa: E402
 
 from bench.bench_ingest import (  # noqa: E402
@@ -74,8 +73,10 @@ from bench.bench_ingest import (  # noqa: E402
     _key,
     bulk,
     bulk_requests,
+    jsonable,
     log,
     machine,
+    mixed_message_data,
     run_scenario,
     stop_nodes,
 )
@@ -115,21 +116,10 @@ def build_pool(n: int, *, fids: int, units: int, spread_s: int) -> Workload:
     built: list[pb.Message] = []
     for i in range(n):
         fid = 1 + i % fids
-        d = pb.MessageData(fid=fid, timestamp=start + (i * spread_s) // max(1, n), network=DEVNET)
-        kind = (i // fids) % 4
-        if kind < 2:
-            d.type = pb.MESSAGE_TYPE_CAST_ADD
-            d.cast_add_body.text = f"network benchmark cast number {i}"
-        elif kind == 2:
-            d.type = pb.MESSAGE_TYPE_REACTION_ADD
-            d.reaction_body.type = pb.REACTION_TYPE_LIKE
-            target = d.reaction_body.target_cast_id
-            target.fid = 1 + (i + 1) % fids
-            target.hash = blake3.blake3(b"network target %d" % i).digest(length=20)
-        else:
-            d.type = pb.MESSAGE_TYPE_LINK_ADD
-            d.link_body.type = "follow"
-            d.link_body.target_fid = 2_000_000 + i
+        timestamp = start + (i * spread_s) // max(1, n)
+        d = mixed_message_data(
+            i, fids, timestamp, text="network benchmark cast", target=b"network target", link_base=2_000_000
+        )
         built.append(sign_message_data(d, keys[fid]))
     probes = []
     for i in range(PROBES):
@@ -1090,17 +1080,6 @@ def goals(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def _jsonable(value: Any) -> Any:
-    """The report with infinities and NaNs as null (JSON has neither)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report (text, or JSON with --json)."""
     parser = argparse.ArgumentParser(
@@ -1255,7 +1234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report["run_s"] = time.perf_counter() - run_started
     report["goals"] = goals(report)
     if args.json:
-        print(json.dumps(_jsonable(report), indent=2))
+        print(json.dumps(jsonable(report), indent=2))
     else:
         print(render(report))
     return 0

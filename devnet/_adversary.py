@@ -49,8 +49,8 @@ async def _drop(_sender: str, _origin: str, _payload: bytes) -> bool:
 
 
 @dataclass
-class Forger:
-    """A peer that gossips forged and malformed data and lies in sync."""
+class GossipPeer:
+    """A libp2p host in gossip: what every gossiping adversary is, whatever it does with it."""
 
     host: HubHost
     gossip: Gossip
@@ -58,6 +58,11 @@ class Forger:
     @property
     def peer_id(self) -> str:
         return self.host.info.peer_id
+
+
+@dataclass
+class Forger(GossipPeer):
+    """A peer that gossips forged and malformed data and lies in sync."""
 
     def forged_casts(self, fid: int, victim_public_key: bytes, n: int, *, network: int) -> list[bytes]:
         """Casts that claim `victim_public_key` (a real signer of `fid`) but are signed by another key."""
@@ -185,15 +190,8 @@ async def open_forger(data_dir: Path, *, network: str = "devnet") -> AsyncIterat
 
 
 @dataclass
-class Withholder:
+class Withholder(GossipPeer):
     """A peer that takes everything and gives nothing."""
-
-    host: HubHost
-    gossip: Gossip
-
-    @property
-    def peer_id(self) -> str:
-        return self.host.info.peer_id
 
 
 @asynccontextmanager
@@ -227,15 +225,8 @@ async def open_flooder(data_dir: Path, *, network: str = "devnet") -> AsyncItera
 
 
 @dataclass
-class Liar:
+class Liar(GossipPeer):
     """A peer that serves wrong data: lying trie nodes to sync, corrupted blocks to blob fetches."""
-
-    host: HubHost
-    gossip: Gossip
-
-    @property
-    def peer_id(self) -> str:
-        return self.host.info.peer_id
 
 
 @asynccontextmanager

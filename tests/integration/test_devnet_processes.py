@@ -25,23 +25,9 @@ from protocols.errors import HubError
 from protocols.proto import hub_event_pb2 as he
 from protocols.proto import request_response_pb2 as rr
 from tests import factories as f
+from tests.processes import processes_under
 
 START_TIMEOUT = 60.0
-
-
-def processes_under(path: Path) -> list[int]:
-    """Live (non-zombie) processes whose command line mentions `path`: what a devnet there left running."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(str(path).encode() in a for a in args) and node_process_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture

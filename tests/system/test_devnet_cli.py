@@ -22,27 +22,13 @@ from typing import IO
 import pytest
 
 from devnet import node_process_alive
+from tests.processes import processes_under
 from tests.system.conftest import REPO, node_env, stateless_command
 from tests.system.test_cli_walkthrough import cli, cli_json
 
 pytestmark = pytest.mark.system
 
 TIMEOUT = 90.0
-
-
-def processes_under(path: Path) -> list[int]:
-    """Live (non-zombie) processes whose command line mentions `path`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(str(path).encode() in a for a in args) and node_process_alive(int(entry.name)):
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
